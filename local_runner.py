@@ -1,0 +1,65 @@
+"""Runs the pipelines on this machine: LocalDagRunner, Beam, SQLite ML Metadata.
+
+    python local_runner.py --pipeline taxi [--data DIR] [--output_dir DIR]
+                           [--train_steps N] [-- beam args]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional, Sequence
+
+import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from absl import logging
+from tfx import v1 as tfx
+
+from taxi_pipeline import results, runner_flags
+from taxi_pipeline.layout import OutputLayout
+from taxi_pipeline.pipeline import create_pipeline
+from taxi_pipeline.validation import InputDataError
+
+DEFAULT_OUTPUT_DIR = os.path.join(runner_flags.REPO_ROOT, "outputs")
+
+
+def run(argv: Optional[Sequence[str]] = None) -> List[results.RunSummary]:
+    """Runs the selected pipelines in turn and returns what each produced."""
+    flags = runner_flags.parser(__doc__.splitlines()[0], DEFAULT_OUTPUT_DIR)
+    args, beam_args = runner_flags.parse(flags, argv)
+    layout = OutputLayout(os.path.abspath(args.output_dir))
+    summaries = []
+    for model in runner_flags.selected_models(args):
+        data = os.path.abspath(args.data) if args.data else model.default_data
+        model.check_data(data)
+        pipeline = create_pipeline(
+            model,
+            pipeline_root=layout.pipeline_root(model),
+            data_root=data,
+            serving_model_dir=layout.serving_model_dir(model),
+            train_steps=args.train_steps,
+            eval_steps=args.eval_steps,
+            beam_pipeline_args=beam_args,
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                layout.metadata_path
+            ),
+        )
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+        summary = results.summarize(
+            layout.metadata_path, pipeline.pipeline_info.pipeline_name, model.headline_metrics
+        )
+        print(summary.describe(), flush=True)
+        summaries.append(summary)
+    return summaries
+
+
+def main() -> None:
+    logging.set_verbosity(logging.INFO)
+    try:
+        run()
+    except InputDataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Chicago taxi tip classifier: will the tip exceed 20% of the fare?"""
+
+import dataclasses
+import os
+
+from tfx.components import CsvExampleGen
+
+from models.taxi import evaluation, features
+from models.taxi.model import Hyperparameters
+from taxi_pipeline.model_spec import ModelSpec
+from taxi_pipeline.validation import check_csv_dir
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(os.path.dirname(_HERE))
+
+SPEC = ModelSpec(
+    name="taxi",
+    serving_name="chicago_taxi",
+    package_dir=_HERE,
+    default_data=os.path.join(_REPO, "data", "taxi"),
+    raw_columns=features.RAW_COLUMNS,
+    example_gen=lambda data: CsvExampleGen(input_base=data),
+    check_data=lambda data: check_csv_dir(data, features.RAW_COLUMNS),
+    preprocessing_fn="models.taxi.preprocessing.preprocessing_fn",
+    run_fn="models.taxi.model.run_fn",
+    eval_config=evaluation.eval_config,
+    headline_metrics=["auc", "binary_accuracy", "precision", "recall", "example_count"],
+    train_steps=1000,
+    eval_steps=50,
+    hyperparameters=dataclasses.asdict(Hyperparameters()),
+)

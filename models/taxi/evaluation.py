@@ -1,0 +1,56 @@
+"""TFMA configuration for the taxi model: metrics, slices and blessing thresholds."""
+
+import tensorflow_model_analysis as tfma
+
+from models.taxi import features
+
+# The candidate is blessed only above this AUC ...
+AUC_LOWER_BOUND = 0.75
+# ... and when its AUC is no more than this below the blessed baseline's
+# (retraining the same model on the same data varies by about this much).
+AUC_REGRESSION_TOLERANCE = 0.01
+
+
+def eval_config() -> tfma.EvalConfig:
+    """AUC, accuracy, precision, recall and calibration, overall and per slice."""
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=features.transformed_name(features.LABEL_KEY),
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()]
+        + [tfma.SlicingSpec(feature_keys=[key]) for key in features.SLICE_FEATURES],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(
+                        class_name="AUC",
+                        # Gate on the overall slice only: a small slice with a
+                        # single class has no meaningful AUC.
+                        per_slice_thresholds=[
+                            tfma.PerSliceMetricThreshold(
+                                slicing_specs=[tfma.SlicingSpec()],
+                                threshold=tfma.MetricThreshold(
+                                    value_threshold=tfma.GenericValueThreshold(
+                                        lower_bound={"value": AUC_LOWER_BOUND}
+                                    ),
+                                    change_threshold=tfma.GenericChangeThreshold(
+                                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                        absolute={"value": -AUC_REGRESSION_TOLERANCE},
+                                    ),
+                                ),
+                            )
+                        ],
+                    ),
+                    tfma.MetricConfig(class_name="BinaryAccuracy"),
+                    tfma.MetricConfig(class_name="Precision"),
+                    tfma.MetricConfig(class_name="Recall"),
+                    tfma.MetricConfig(class_name="Calibration"),
+                ]
+            )
+        ],
+    )

@@ -1,0 +1,139 @@
+"""Keras tip classifier for the Chicago taxi data, and the Trainer's run_fn."""
+
+import dataclasses
+from typing import Dict, List
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
+from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
+
+from models.taxi import features
+
+LABEL = features.transformed_name(features.LABEL_KEY)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameters:
+    """Training settings, passed to run_fn through the Trainer's custom_config."""
+
+    hidden_units: List[int] = dataclasses.field(default_factory=lambda: [64, 32])
+    learning_rate: float = 0.003
+    batch_size: int = 256
+    dropout: float = 0.1
+
+
+def _input_fn(
+    file_pattern: List[str],
+    data_accessor: DataAccessor,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+) -> tf.data.Dataset:
+    """(features, label) batches of transformed examples, repeated forever."""
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        TensorFlowDatasetOptions(batch_size=batch_size, label_key=LABEL),
+        tf_transform_output.transformed_metadata.schema,
+    ).repeat()
+
+
+def category_sizes(tf_transform_output: tft.TFTransformOutput) -> Dict[str, int]:
+    """Number of distinct ids of every categorical model input."""
+    sizes = {
+        features.transformed_name(key): tf_transform_output.vocabulary_size_by_name(
+            key
+        )
+        + features.OOV_SIZE
+        for key in features.VOCAB_FEATURES
+    }
+    for key in features.BUCKET_FEATURES:
+        # One more bucket for missing coordinates.
+        sizes[features.transformed_name(key)] = features.BUCKET_COUNT + 1
+    for key, num_values in features.CATEGORICAL_FEATURES.items():
+        sizes[features.transformed_name(key)] = num_values
+    return sizes
+
+
+def build_keras_model(
+    category_sizes: Dict[str, int], hparams: Hyperparameters
+) -> tf.keras.Model:
+    """An MLP over z-scored dense features and one-hot categorical features."""
+    dense_inputs = {
+        name: tf.keras.layers.Input(name=name, shape=(1,), dtype=tf.float32)
+        for name in map(features.transformed_name, features.DENSE_FLOAT_FEATURES)
+    }
+    categorical_inputs = {
+        name: tf.keras.layers.Input(name=name, shape=(1,), dtype=tf.int64)
+        for name in category_sizes
+    }
+    encoded = list(dense_inputs.values()) + [
+        tf.keras.layers.CategoryEncoding(num_tokens=size, output_mode="one_hot")(
+            categorical_inputs[name]
+        )
+        for name, size in category_sizes.items()
+    ]
+    x = tf.keras.layers.concatenate(encoded)
+    for units in hparams.hidden_units:
+        x = tf.keras.layers.Dense(units, activation="relu")(x)
+        x = tf.keras.layers.Dropout(hparams.dropout)(x)
+    output = tf.keras.layers.Dense(1, activation="sigmoid")(x)
+
+    model = tf.keras.Model({**dense_inputs, **categorical_inputs}, output)
+    model.compile(
+        loss="binary_crossentropy",
+        optimizer=tf.keras.optimizers.Adam(learning_rate=hparams.learning_rate),
+        metrics=[tf.keras.metrics.BinaryAccuracy(), tf.keras.metrics.AUC()],
+    )
+    return model
+
+
+def _signatures(
+    model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput
+) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+    """`serving_default` scores raw tf.Examples; `transform_features` feeds TFMA."""
+    # Keep the transform layer tracked by the model so it is saved with it.
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = tf_transform_output.raw_feature_spec()
+    serving_spec = {k: v for k, v in raw_spec.items() if k != features.TIPS_KEY}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_examples(serialized):
+        transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
+        return {"probabilities": model(transformed)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(serialized):
+        return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
+
+    return {
+        "serving_default": serve_tf_examples.get_concrete_function(),
+        "transform_features": transform_features.get_concrete_function(),
+    }
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """Trains the model and saves it with raw-example serving signatures."""
+    config = fn_args.custom_config or {}
+    hparams = Hyperparameters(**config.get("hyperparameters", {}))
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+
+    train = _input_fn(
+        fn_args.train_files, fn_args.data_accessor, tf_transform_output, hparams.batch_size
+    )
+    evaluation = _input_fn(
+        fn_args.eval_files, fn_args.data_accessor, tf_transform_output, hparams.batch_size
+    )
+    model = build_keras_model(category_sizes(tf_transform_output), hparams)
+    model.fit(
+        train,
+        steps_per_epoch=fn_args.train_steps,
+        validation_data=evaluation,
+        validation_steps=fn_args.eval_steps,
+        callbacks=[
+            tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
+        ],
+        verbose=2,
+    )
+    tf.saved_model.save(
+        model, fn_args.serving_model_dir, signatures=_signatures(model, tf_transform_output)
+    )

@@ -1,0 +1,104 @@
+"""The one pipeline factory: every model runs through the same TFX components."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional, Sequence
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from taxi_pipeline.components import DataGate
+from taxi_pipeline.model_spec import ModelSpec
+
+
+def create_pipeline(
+    model: ModelSpec,
+    *,
+    pipeline_root: str,
+    data_root: str,
+    serving_model_dir: str,
+    train_steps: Optional[int] = None,
+    eval_steps: Optional[int] = None,
+    beam_pipeline_args: Sequence[str] = (),
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """ExampleGen → statistics, schema, validation gate → Transform → Trainer →
+    Evaluator (against the latest blessed model) → Pusher.
+
+    `serving_model_dir` is the TF Serving model base path: the model is pushed
+    to `<serving_model_dir>/<version>/`, and only when the Evaluator blesses it.
+    """
+    example_gen = model.example_gen(data_root)
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"]
+    )
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
+    )
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+    )
+    data_gate = DataGate(
+        statistics=statistics_gen.outputs["statistics"],
+        anomalies=example_validator.outputs["anomalies"],
+        raw_columns=json.dumps(dict(model.raw_columns), sort_keys=True),
+    )
+    custom_config = model.custom_config()
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=model.preprocessing_fn,
+        custom_config=custom_config,
+    )
+    transform.add_upstream_node(data_gate)
+    trainer = tfx.components.Trainer(
+        run_fn=model.run_fn,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=train_steps or model.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=eval_steps or model.eval_steps),
+        custom_config=custom_config,
+    )
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs["model"],
+        eval_config=model.eval_config(),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=serving_model_dir
+            )
+        ),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=model.serving_name,
+        pipeline_root=pipeline_root,
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            data_gate,
+            transform,
+            trainer,
+            baseline_resolver,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args),
+    )

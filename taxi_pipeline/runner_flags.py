@@ -1,0 +1,88 @@
+"""Command-line flags shared by `local_runner.py` and `kubeflow_runner.py`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional, Sequence, Tuple
+
+import models
+from taxi_pipeline.model_spec import ModelSpec
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ALL = "all"
+
+
+def parser(description: str, default_output_dir: str) -> argparse.ArgumentParser:
+    """The flags every runner takes; runners add their own on the result."""
+    p = argparse.ArgumentParser(
+        description=description,
+        usage="%(prog)s [flags] [-- beam pipeline args]",
+        epilog=(
+            "Arguments after `--` go to Apache Beam untouched, e.g. "
+            "`-- --runner=DataflowRunner --project=P --region=R "
+            "--temp_location=gs://B/tmp` or a Flink/Spark runner's flags."
+        ),
+    )
+    p.add_argument(
+        "--pipeline",
+        default="taxi",
+        choices=models.available() + [ALL],
+        help="which model's pipeline to run (default: %(default)s); "
+        f"`{ALL}` runs every model in turn",
+    )
+    p.add_argument(
+        "--data",
+        help="input data for the model instead of its embedded default "
+        "(taxi: a directory of CSV files with the Chicago taxi columns); "
+        f"not allowed with --pipeline {ALL}",
+    )
+    p.add_argument(
+        "--output_dir",
+        default=default_output_dir,
+        help="where pipeline roots, ML Metadata and pushed models go "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--train_steps",
+        type=_positive_int,
+        help="training steps (default: the model's own setting)",
+    )
+    p.add_argument(
+        "--eval_steps",
+        type=_positive_int,
+        help="evaluation steps during training (default: the model's own setting)",
+    )
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
+    return value
+
+
+def parse(
+    p: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None
+) -> Tuple[argparse.Namespace, List[str]]:
+    """Parses `argv` into runner flags and the Beam arguments after `--`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    beam_args: List[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, beam_args = argv[:split], argv[split + 1 :]
+    args = p.parse_args(argv)
+    if args.pipeline == ALL and args.data:
+        p.error(f"--data names one model's data; it cannot be used with --pipeline {ALL}")
+    return args, beam_args
+
+
+def selected_models(args: argparse.Namespace) -> List[ModelSpec]:
+    """The ModelSpecs named by --pipeline."""
+    names = models.available() if args.pipeline == ALL else [args.pipeline]
+    return [models.get(name) for name in names]
