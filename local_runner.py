@@ -12,7 +12,8 @@ from typing import List, Optional, Sequence
 
 import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from absl import logging
-from tfx import v1 as tfx
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
 from taxi_pipeline import results, runner_flags
 from taxi_pipeline.layout import OutputLayout
@@ -39,11 +40,9 @@ def run(argv: Optional[Sequence[str]] = None) -> List[results.RunSummary]:
             train_steps=args.train_steps,
             eval_steps=args.eval_steps,
             beam_pipeline_args=beam_args,
-            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-                layout.metadata_path
-            ),
+            metadata_connection_config=sqlite_metadata_connection_config(layout.metadata_path),
         )
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
         summary = results.summarize(
             layout.metadata_path, pipeline.pipeline_info.pipeline_name, model.headline_metrics
         )

@@ -25,7 +25,7 @@ SPEC = ModelSpec(
     run_fn="models.taxi.model.run_fn",
     eval_config=evaluation.eval_config,
     headline_metrics=["auc", "binary_accuracy", "precision", "recall", "example_count"],
-    train_steps=1000,
+    train_steps=500,
     eval_steps=50,
     hyperparameters=dataclasses.asdict(Hyperparameters()),
 )

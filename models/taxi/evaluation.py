@@ -16,7 +16,7 @@ def eval_config() -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
-                signature_name="serving_default",
+                signature_name="score_stored_examples",
                 label_key=features.transformed_name(features.LABEL_KEY),
                 preprocessing_function_names=["transform_features"],
             )

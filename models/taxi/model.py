@@ -9,6 +9,7 @@ from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
 from models.taxi import features
+from taxi_pipeline import examples
 
 LABEL = features.transformed_name(features.LABEL_KEY)
 
@@ -21,6 +22,7 @@ class Hyperparameters:
     learning_rate: float = 0.003
     batch_size: int = 256
     dropout: float = 0.1
+    seed: int = 42
 
 
 def _input_fn(
@@ -84,31 +86,88 @@ def build_keras_model(
         optimizer=tf.keras.optimizers.Adam(learning_rate=hparams.learning_rate),
         metrics=[tf.keras.metrics.BinaryAccuracy(), tf.keras.metrics.AUC()],
     )
+    return without_autograph(model)
+
+
+def without_autograph(model: tf.keras.Model) -> tf.keras.Model:
+    """Keeps AutoGraph from rewriting Keras' train/test/predict steps.
+
+    The steps have no tensor-dependent Python control flow, yet converting
+    them (and every layer they call) costs over 10 s of CPU per process here,
+    more than the whole training of this model.
+    """
+    for step in ("train_step", "test_step", "predict_step"):
+        setattr(model, step, tf.autograph.experimental.do_not_convert(getattr(model, step)))
     return model
 
 
-def _signatures(
-    model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput
-) -> Dict[str, tf.types.experimental.ConcreteFunction]:
-    """`serving_default` scores raw tf.Examples; `transform_features` feeds TFMA."""
+def _cast(values: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    if values.dtype == dtype:
+        return values
+    if dtype == tf.string:
+        return tf.strings.as_string(values)
+    if values.dtype == tf.string:
+        return tf.strings.to_number(values, dtype)
+    return tf.cast(values, dtype)
+
+
+def _as_spec(value: tf.sparse.SparseTensor, spec) -> tf.Tensor:
+    """A request feature parsed by its declared type, in the form the transform
+    graph was traced with: the schema inferred from training data may read a
+    float column of whole numbers as int, or a never-missing column as dense."""
+    values = _cast(value.values, spec.dtype)
+    if not isinstance(spec, tf.io.FixedLenFeature):
+        return tf.sparse.SparseTensor(value.indices, values, value.dense_shape)
+    width = 1
+    for dim in spec.shape:
+        width *= dim
+    default = "" if spec.dtype == tf.string else 0
+    dense = tf.sparse.to_dense(
+        tf.sparse.SparseTensor(value.indices, values, [value.dense_shape[0], width]),
+        default_value=tf.constant(default, spec.dtype),
+    )
+    return tf.reshape(dense, [-1] + list(spec.shape))
+
+
+def export_serving_model(
+    model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str
+) -> None:
+    """Saves `model` with the transform graph, ready for TF Serving and TFMA.
+
+    `serving_default` scores serialized raw tf.Examples typed as the model
+    declares its columns (`features.RAW_COLUMNS`), the contract for clients.
+    `score_stored_examples` scores tf.Examples as ExampleGen stored them (types
+    inferred from the data) and `transform_features` yields the transformed
+    label: both feed TFMA.
+    """
     # Keep the transform layer tracked by the model so it is saved with it.
     model.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
-    serving_spec = {k: v for k, v in raw_spec.items() if k != features.TIPS_KEY}
+    request_columns = {
+        k: v for k, v in features.RAW_COLUMNS.items() if k != features.TIPS_KEY and k in raw_spec
+    }
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def serve_tf_examples(serialized):
-        transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
-        return {"probabilities": model(transformed)}
+        parsed = tf.io.parse_example(serialized, examples.parse_spec(request_columns))
+        raw = {k: _as_spec(v, raw_spec[k]) for k, v in parsed.items()}
+        return {"probabilities": model(model.tft_layer(raw))}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
+    def score_stored_examples(serialized):
+        raw = tf.io.parse_example(serialized, raw_spec)
+        return {"probabilities": model(model.tft_layer(raw))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def transform_features(serialized):
         return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
 
-    return {
+    signatures = {
         "serving_default": serve_tf_examples.get_concrete_function(),
+        "score_stored_examples": score_stored_examples.get_concrete_function(),
         "transform_features": transform_features.get_concrete_function(),
     }
+    tf.saved_model.save(model, path, signatures=signatures)
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -116,6 +175,7 @@ def run_fn(fn_args: FnArgs) -> None:
     config = fn_args.custom_config or {}
     hparams = Hyperparameters(**config.get("hyperparameters", {}))
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    tf.keras.utils.set_random_seed(hparams.seed)
 
     train = _input_fn(
         fn_args.train_files, fn_args.data_accessor, tf_transform_output, hparams.batch_size
@@ -134,6 +194,4 @@ def run_fn(fn_args: FnArgs) -> None:
         ],
         verbose=2,
     )
-    tf.saved_model.save(
-        model, fn_args.serving_model_dir, signatures=_signatures(model, tf_transform_output)
-    )
+    export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)

@@ -1,0 +1,91 @@
+"""Shared fixtures: small slices of the embedded data, and one small pipeline run."""
+
+import os
+
+import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import pandas as pd
+import pytest
+
+import models
+
+TAXI_SLICE_ROWS = 2000
+
+
+@pytest.fixture(scope="session")
+def taxi_frame() -> pd.DataFrame:
+    """The first rows of the embedded taxi CSV, as written in the file."""
+    path = os.path.join(models.get("taxi").default_data, "data.csv")
+    return pd.read_csv(path, nrows=TAXI_SLICE_ROWS, dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="session")
+def taxi_slice_dir(tmp_path_factory, taxi_frame) -> str:
+    """A directory holding one CSV: a small slice of the taxi data."""
+    directory = tmp_path_factory.mktemp("taxi_slice")
+    taxi_frame.to_csv(directory / "data.csv", index=False)
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
+def taxi_run(tmp_path_factory, taxi_slice_dir):
+    """One local taxi pipeline run on the slice: (output dir, RunSummary)."""
+    import local_runner
+
+    output_dir = str(tmp_path_factory.mktemp("taxi_run"))
+    (summary,) = local_runner.run(
+        [
+            "--pipeline", "taxi",
+            "--data", taxi_slice_dir,
+            "--output_dir", output_dir,
+            "--train_steps", "150",
+            "--eval_steps", "5",
+        ]
+    )
+    return output_dir, summary
+
+
+def raw_instances(frame: pd.DataFrame, columns) -> list:
+    """CSV rows as tf.Transform instance dicts; empty cells become no value."""
+    casts = {"INT": int, "FLOAT": float, "STRING": str.encode}
+    return [
+        {
+            name: [casts[kind](row[name])] if row[name] != "" else []
+            for name, kind in columns.items()
+        }
+        for _, row in frame.iterrows()
+    ]
+
+
+@pytest.fixture(scope="session")
+def taxi_transform(tmp_path_factory, taxi_frame):
+    """Real tf.Transform analysis of the slice with the taxi preprocessing_fn.
+
+    Returns (raw instances, transformed instances, TFTransformOutput).
+    """
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+    from models.taxi import features, preprocessing
+
+    dtypes = {"INT": tf.int64, "FLOAT": tf.float32, "STRING": tf.string}
+    spec = {
+        name: tf.io.VarLenFeature(dtypes[kind])
+        for name, kind in features.RAW_COLUMNS.items()
+    }
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    raw = raw_instances(taxi_frame, features.RAW_COLUMNS)
+    output_dir = str(tmp_path_factory.mktemp("taxi_transform"))
+    with tft_beam.Context(temp_dir=os.path.join(output_dir, "tmp")):
+        (transformed, _), transform_fn = (
+            raw,
+            metadata,
+        ) | tft_beam.AnalyzeAndTransformDataset(
+            preprocessing.preprocessing_fn, output_record_batches=False
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    metadata_io.write_metadata(
+        metadata, os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR)
+    )
+    return raw, transformed, tft.TFTransformOutput(output_dir)

@@ -1,0 +1,92 @@
+"""The whole local pipeline on a data slice: run, push, serve, re-run, bad input."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+import local_runner
+from models.taxi import features
+from taxi_pipeline import results
+from taxi_pipeline.examples import to_tf_example
+from taxi_pipeline.layout import OutputLayout
+from taxi_pipeline.validation import InputDataError
+
+
+def test_run_blesses_and_pushes_a_model_that_scores_raw_examples(taxi_run, taxi_frame):
+    output_dir, summary = taxi_run
+    assert summary.blessed is True
+    assert summary.metrics["auc"] >= 0.75
+    assert 0 < summary.metrics["binary_accuracy"] <= 1
+    assert summary.metrics["example_count"] > 0
+    serving_dir = os.path.join(output_dir, "serving_model", "chicago_taxi")
+    assert os.path.dirname(summary.pushed_model) == serving_dir
+    assert os.path.basename(summary.pushed_model).isdigit(), "TF Serving needs a numeric version"
+
+    model = tf.saved_model.load(summary.pushed_model)
+    rows = taxi_frame.head(200)
+    serialized = [to_tf_example(r, features.RAW_COLUMNS).SerializeToString() for _, r in rows.iterrows()]
+    scores = model.signatures["serving_default"](examples=tf.constant(serialized))["probabilities"]
+    scores = scores.numpy().reshape(-1)
+    assert scores.shape == (200,) and np.all((scores >= 0) & (scores <= 1))
+    fare = rows["fare"].astype(float)
+    labels = (rows["tips"].astype(float) > 0.2 * fare).to_numpy()
+    # The served model separates the classes on these rows.
+    assert scores[labels].mean() > scores[~labels].mean() + 0.2
+
+
+def _states_of_latest_run(metadata_path):
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    store = metadata_store.MetadataStore(config)
+    run_id = results.latest_run(metadata_path, "chicago_taxi")
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    types = {t.id: t.name for t in store.get_execution_types()}
+    return {
+        types[e.type_id].split(".")[-1]: metadata_store_pb2.Execution.State.Name(e.last_known_state)
+        for e in store.get_executions_by_context(run.id)
+    }
+
+
+def test_rerun_with_unchanged_inputs_reuses_the_cache(taxi_run, taxi_slice_dir):
+    output_dir, first = taxi_run
+    (second,) = local_runner.run(
+        ["--data", taxi_slice_dir, "--output_dir", output_dir,
+         "--train_steps", "150", "--eval_steps", "5"]
+    )
+    states = _states_of_latest_run(OutputLayout(output_dir).metadata_path)
+    for stage in ("CsvExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer"):
+        assert states[stage] == "CACHED", (stage, states)
+    assert second.run_id != first.run_id
+    assert second.metrics["auc"] == pytest.approx(first.metrics["auc"])
+
+
+def _bad_run(tmp_path, csv_text):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "data.csv").write_text(csv_text)
+    output = tmp_path / "out"
+    with pytest.raises(InputDataError) as error:
+        local_runner.run(["--data", str(data), "--output_dir", str(output), "--train_steps", "2"])
+    assert not (output / "serving_model").exists(), "nothing may be pushed"
+    return str(error.value)
+
+
+def test_empty_csv_stops_before_the_pipeline(tmp_path):
+    assert "file is empty" in _bad_run(tmp_path, "")
+
+
+def test_missing_column_is_named(tmp_path, taxi_frame):
+    text = taxi_frame.drop(columns=["company"]).head(50).to_csv(index=False)
+    assert "missing column(s) company" in _bad_run(tmp_path, text)
+
+
+def test_wrong_column_type_stops_before_training(tmp_path, taxi_frame):
+    frame = taxi_frame.head(300).copy()
+    frame["trip_miles"] = frame["trip_miles"] + " miles"
+    message = _bad_run(tmp_path, frame.to_csv(index=False))
+    assert "column 'trip_miles' holds STRING values, the model expects FLOAT" in message
+    assert "Transform" not in os.listdir(tmp_path / "out" / "pipelines" / "chicago_taxi")

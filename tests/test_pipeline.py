@@ -1,0 +1,105 @@
+"""Pipeline construction and runner flags, for every model."""
+
+import pytest
+import tensorflow_model_analysis as tfma
+
+import models
+from taxi_pipeline import runner_flags
+from taxi_pipeline.pipeline import create_pipeline
+
+STAGES = {
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "DataGate",
+    "Transform",
+    "Trainer",
+    "latest_blessed_model_resolver",
+    "Evaluator",
+    "Pusher",
+}
+
+
+def _build(name, tmp_path, **kwargs):
+    model = models.get(name)
+    return model, create_pipeline(
+        model,
+        pipeline_root=str(tmp_path / "root"),
+        data_root=model.default_data,
+        serving_model_dir=str(tmp_path / "serving" / model.serving_name),
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("name", models.available())
+def test_every_stage_in_dependency_order(name, tmp_path):
+    _, pipeline = _build(name, tmp_path)
+    ids = [c.id for c in pipeline.components]
+    assert ids[0].endswith("ExampleGen")
+    assert set(ids[1:]) == STAGES
+    for position, component in enumerate(pipeline.components):
+        assert all(ids.index(u.id) < position for u in component.upstream_nodes)
+    by_id = {c.id: c for c in pipeline.components}
+    # Nothing trains before the data passed the gate.
+    assert by_id["DataGate"] in by_id["Transform"].upstream_nodes
+    assert by_id["ExampleValidator"] in by_id["DataGate"].upstream_nodes
+    assert by_id["Evaluator"] in by_id["Pusher"].upstream_nodes
+
+
+@pytest.mark.parametrize("name", models.available())
+def test_settings_reach_the_components(name, tmp_path):
+    model, pipeline = _build(name, tmp_path, train_steps=7, eval_steps=3, beam_pipeline_args=["--x=1"])
+    by_id = {c.id: c for c in pipeline.components}
+    trainer = by_id["Trainer"].exec_properties
+    assert '"num_steps": 7' in trainer["train_args"]
+    assert '"num_steps": 3' in trainer["eval_args"]
+    assert trainer["run_fn"] == model.run_fn
+    assert by_id["Transform"].exec_properties["preprocessing_fn"] == model.preprocessing_fn
+    assert pipeline.beam_pipeline_args == ["--x=1"]
+    push = by_id["Pusher"].exec_properties["push_destination"]
+    assert str(tmp_path / "serving" / model.serving_name) in push
+
+
+@pytest.mark.parametrize("name", models.available())
+def test_blessing_needs_a_threshold_and_a_baseline_comparison(name):
+    config = models.get(name).eval_config()
+    thresholds = [
+        t.threshold
+        for spec in config.metrics_specs
+        for metric in spec.metrics
+        for t in metric.per_slice_thresholds
+    ]
+    assert any(t.HasField("value_threshold") for t in thresholds)
+    assert any(t.HasField("change_threshold") for t in thresholds)
+    assert len(config.slicing_specs) > 1, "overall plus at least one slice"
+
+
+def test_code_version_follows_the_model_sources(tmp_path):
+    model = models.get("taxi")
+    assert model.code_version() == model.code_version()
+    copy = tmp_path / "pkg"
+    copy.mkdir()
+    (copy / "a.py").write_text("x = 1\n")
+    import dataclasses
+
+    clone = dataclasses.replace(model, package_dir=str(copy))
+    before = clone.code_version()
+    (copy / "a.py").write_text("x = 2\n")
+    assert clone.code_version() != before
+
+
+def test_flags_split_beam_args_and_reject_bad_input(capsys):
+    flags = runner_flags.parser("test", "/tmp/out")
+    args, beam = runner_flags.parse(
+        flags, ["--pipeline", "taxi", "--train_steps", "5", "--", "--runner=DataflowRunner", "--x"]
+    )
+    assert (args.pipeline, args.train_steps, beam) == ("taxi", 5, ["--runner=DataflowRunner", "--x"])
+    for bad in (["--pipeline", "nope"], ["--train_steps", "0"], ["--pipeline", "all", "--data", "d"]):
+        with pytest.raises(SystemExit):
+            runner_flags.parse(flags, bad)
+    assert "--data" in capsys.readouterr().err
+
+
+def test_unknown_model_is_named():
+    with pytest.raises(ValueError, match="unknown model 'nope'; known models: "):
+        models.get("nope")
