@@ -10,6 +10,7 @@ from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
 from models.taxi import features
 from taxi_pipeline import examples
+from taxi_pipeline.training import without_autograph
 
 LABEL = features.transformed_name(features.LABEL_KEY)
 
@@ -87,18 +88,6 @@ def build_keras_model(
         metrics=[tf.keras.metrics.BinaryAccuracy(), tf.keras.metrics.AUC()],
     )
     return without_autograph(model)
-
-
-def without_autograph(model: tf.keras.Model) -> tf.keras.Model:
-    """Keeps AutoGraph from rewriting Keras' train/test/predict steps.
-
-    The steps have no tensor-dependent Python control flow, yet converting
-    them (and every layer they call) costs over 10 s of CPU per process here,
-    more than the whole training of this model.
-    """
-    for step in ("train_step", "test_step", "predict_step"):
-        setattr(model, step, tf.autograph.experimental.do_not_convert(getattr(model, step)))
-    return model
 
 
 def _cast(values: tf.Tensor, dtype: tf.DType) -> tf.Tensor:

@@ -1,0 +1,184 @@
+"""Keras Bi-LSTM tagger for NER, its run_fn, and a raw-text serving signature."""
+
+import dataclasses
+from typing import Dict, List
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
+from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
+
+from models.ner import features, preprocessing
+from models.ner.metrics import PAD
+from taxi_pipeline.training import without_autograph
+
+MODEL_INPUTS = (features.TOKEN_IDS, features.SUFFIX_IDS, features.SHAPE_IDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameters:
+    """Model and training settings, passed through the components' custom_config."""
+
+    token_embedding: int = 64
+    suffix_embedding: int = 16
+    shape_embedding: int = 8
+    lstm_units: int = 64
+    dropout: float = 0.2
+    learning_rate: float = 0.005
+    batch_size: int = 32
+    min_token_count: int = 2
+    seed: int = 42
+
+
+def _dense(sparse: tf.sparse.SparseTensor, default=0) -> tf.Tensor:
+    return tf.sparse.to_dense(sparse, default_value=tf.cast(default, sparse.dtype))
+
+
+def _input_fn(
+    file_pattern: List[str],
+    data_accessor: DataAccessor,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+) -> tf.data.Dataset:
+    """(per-token id inputs, tag ids) batches, padded with 0 to the batch's
+    longest sentence, repeated forever."""
+    dataset = data_accessor.tf_dataset_factory(
+        file_pattern,
+        TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.TAG_IDS),
+        tf_transform_output.transformed_metadata.schema,
+    )
+    return dataset.map(
+        lambda x, y: ({k: _dense(x[k]) for k in MODEL_INPUTS}, _dense(y)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    ).repeat()
+
+
+def build_keras_model(sizes: Dict[str, int], hparams: Hyperparameters) -> tf.keras.Model:
+    """Embeddings of token, suffix and shape → Bi-LSTM → softmax over tags.
+
+    The token embedding masks id 0, so padding neither trains nor scores.
+    """
+    inputs = {
+        name: tf.keras.layers.Input(name=name, shape=(None,), dtype=tf.int64)
+        for name in MODEL_INPUTS
+    }
+    x = tf.keras.layers.concatenate(
+        [
+            tf.keras.layers.Embedding(
+                sizes[features.TOKEN_IDS], hparams.token_embedding, mask_zero=True
+            )(inputs[features.TOKEN_IDS]),
+            tf.keras.layers.Embedding(sizes[features.SUFFIX_IDS], hparams.suffix_embedding)(
+                inputs[features.SUFFIX_IDS]
+            ),
+            tf.keras.layers.Embedding(sizes[features.SHAPE_IDS], hparams.shape_embedding)(
+                inputs[features.SHAPE_IDS]
+            ),
+        ]
+    )
+    x = tf.keras.layers.Dropout(hparams.dropout)(x)
+    x = tf.keras.layers.Bidirectional(
+        tf.keras.layers.LSTM(hparams.lstm_units, return_sequences=True)
+    )(x)
+    x = tf.keras.layers.Dropout(hparams.dropout)(x)
+    outputs = tf.keras.layers.Dense(sizes[features.TAG_IDS], activation="softmax")(x)
+    model = tf.keras.Model(inputs, outputs)
+    model.compile(
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+        optimizer=tf.keras.optimizers.Adam(learning_rate=hparams.learning_rate),
+        weighted_metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+    )
+    return without_autograph(model)
+
+
+class _Tagger(tf.Module):
+    """The trained model with its transform graph and tag vocabulary."""
+
+    def __init__(self, model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        self.raw_spec = tf_transform_output.raw_feature_spec()
+        self.tag_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                tf_transform_output.vocabulary_file_by_name(preprocessing.TAG_VOCAB),
+                tf.int64,
+                tf.lookup.TextFileIndex.LINE_NUMBER,
+                tf.string,
+                tf.lookup.TextFileIndex.WHOLE_LINE,
+            ),
+            default_value="O",
+        )
+
+    def _tag(self, raw: Dict[str, tf.Tensor]):
+        """(tag strings, token mask) for raw features; both [batch, tokens]."""
+        transformed = self.tft_layer(raw)
+        ids = {k: _dense(transformed[k]) for k in MODEL_INPUTS}
+        predicted = tf.argmax(self.model(ids), axis=-1)
+        mask = ids[features.TOKEN_IDS] > 0
+        return self.tag_table.lookup(predicted - 1), mask
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
+    def tag_text(self, text):
+        tokens = preprocessing.tokenize(text)
+        tags, mask = self._tag({features.TOKENS_KEY: tokens.to_sparse()})
+        return {
+            "tokens": tokens.to_tensor(default_value=""),
+            "tags": tf.where(mask, tags, tf.constant("")),
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens")], autograph=False)
+    def tag_tokens(self, tokens):
+        tags, mask = self._tag({features.TOKENS_KEY: tf.sparse.from_dense(tokens)})
+        return {"tags": tf.where(mask, tags, tf.constant(""))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
+    def score_stored_examples(self, serialized):
+        tags, mask = self._tag(tf.io.parse_example(serialized, self.raw_spec))
+        codes = preprocessing.encode_iob(tags)
+        return {features.ENTITY_CODES: tf.where(mask, codes, tf.constant(PAD, tf.int64))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
+    def transform_features(self, serialized):
+        transformed = self.tft_layer(tf.io.parse_example(serialized, self.raw_spec))
+        return {features.ENTITY_CODES: _dense(transformed[features.ENTITY_CODES], PAD)}
+
+
+def export_serving_model(
+    model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str
+) -> None:
+    """Saves the tagger: `serving_default` takes raw sentences (`text`) and
+    answers `tokens` and `tags`, padded with ""; `tag_tokens` takes sentences
+    already split into tokens (padded with ""); `score_stored_examples` and
+    `transform_features` give TFMA predicted and gold IOB codes."""
+    tagger = _Tagger(model, tf_transform_output)
+    tf.saved_model.save(
+        tagger,
+        path,
+        signatures={
+            "serving_default": tagger.tag_text.get_concrete_function(),
+            "tag_tokens": tagger.tag_tokens.get_concrete_function(),
+            "score_stored_examples": tagger.score_stored_examples.get_concrete_function(),
+            "transform_features": tagger.transform_features.get_concrete_function(),
+        },
+    )
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """Trains the tagger and saves it with its serving signatures."""
+    hparams = Hyperparameters(**(fn_args.custom_config or {}).get("hyperparameters", {}))
+    tf.keras.utils.set_random_seed(hparams.seed)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    train, evaluation = (
+        _input_fn(files, fn_args.data_accessor, tf_transform_output, hparams.batch_size)
+        for files in (fn_args.train_files, fn_args.eval_files)
+    )
+    model = build_keras_model(preprocessing.vocabulary_sizes(tf_transform_output), hparams)
+    model.fit(
+        train,
+        steps_per_epoch=fn_args.train_steps,
+        validation_data=evaluation,
+        validation_steps=fn_args.eval_steps,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
+        verbose=2,
+    )
+    export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
