@@ -24,7 +24,7 @@ class OutputLayout:
         return os.path.join(self.output_dir, "serving_model")
 
     def pipeline_root(self, model: ModelSpec) -> str:
-        return os.path.join(self.output_dir, "pipelines", model.serving_name)
+        return os.path.join(self.output_dir, "pipelines", model.pipeline_name)
 
     def serving_model_dir(self, model: ModelSpec) -> str:
         return os.path.join(self.serving_model_root, model.serving_name)

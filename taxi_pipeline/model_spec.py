@@ -60,6 +60,11 @@ class ModelSpec:
     eval_steps: int
     hyperparameters: Mapping[str, object] = dataclasses.field(default_factory=dict)
 
+    @property
+    def pipeline_name(self) -> str:
+        """The TFX pipeline name; Kubeflow allows only [a-z0-9-] in it."""
+        return self.serving_name.replace("_", "-")
+
     def code_version(self) -> str:
         """Hash of the model's Python sources.
 

@@ -105,7 +105,7 @@ def create_pipeline(
         ),
     )
     return Pipeline(
-        pipeline_name=model.serving_name,
+        pipeline_name=model.pipeline_name,
         pipeline_root=pipeline_root,
         components=[
             example_gen,

@@ -89,3 +89,39 @@ def taxi_transform(tmp_path_factory, taxi_frame):
         metadata, os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR)
     )
     return raw, transformed, tft.TFTransformOutput(output_dir)
+
+
+NER_SLICE_SENTENCES = 600
+
+
+@pytest.fixture(scope="session")
+def ner_slice_file(tmp_path_factory) -> str:
+    """The first sentences of the embedded NER corpus, in its own GMB file."""
+    from models.ner import readers
+
+    path = models.get("ner").default_data
+    with open(path, "rb") as f:
+        text = readers.decode(f.read())
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.startswith("Sentence: ")]
+    out = tmp_path_factory.mktemp("ner_slice") / "ner_dataset.csv"
+    out.write_text("".join(lines[: starts[NER_SLICE_SENTENCES]]), encoding="latin-1")
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def ner_run(tmp_path_factory, ner_slice_file):
+    """One local NER pipeline run on the slice: (output dir, RunSummary)."""
+    import local_runner
+
+    output_dir = str(tmp_path_factory.mktemp("ner_run"))
+    (summary,) = local_runner.run(
+        [
+            "--pipeline", "ner",
+            "--data", ner_slice_file,
+            "--output_dir", output_dir,
+            "--train_steps", "250",
+            "--eval_steps", "5",
+        ]
+    )
+    return output_dir, summary

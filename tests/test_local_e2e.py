@@ -42,7 +42,7 @@ def _states_of_latest_run(metadata_path):
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     store = metadata_store.MetadataStore(config)
-    run_id = results.latest_run(metadata_path, "chicago_taxi")
+    run_id = results.latest_run(metadata_path, "chicago-taxi")
     run = store.get_context_by_type_and_name("pipeline_run", run_id)
     types = {t.id: t.name for t in store.get_execution_types()}
     return {

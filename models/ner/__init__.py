@@ -24,7 +24,7 @@ SPEC = ModelSpec(
     run_fn="models.ner.model.run_fn",
     eval_config=evaluation.eval_config,
     headline_metrics=["entity_f1", "entity_precision", "entity_recall", "token_accuracy", "example_count"],
-    train_steps=600,
+    train_steps=1500,
     eval_steps=20,
     hyperparameters=dataclasses.asdict(Hyperparameters()),
 )

@@ -79,6 +79,10 @@ class Executor(BaseExampleGenExecutor):
         return _NerToExample
 
 
+# Annotated sentences are scarce: nine in ten train, one in ten evaluates.
+TRAIN_BUCKETS, EVAL_BUCKETS = 9, 1
+
+
 def ner_example_gen(data: str) -> FileBasedExampleGen:
     """ExampleGen over one NER file or every file in a directory."""
     if tf.io.gfile.isdir(data):
@@ -89,6 +93,14 @@ def ner_example_gen(data: str) -> FileBasedExampleGen:
         input_base=input_base,
         input_config=example_gen_pb2.Input(
             splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]
+        ),
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
+                splits=[
+                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=TRAIN_BUCKETS),
+                    example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=EVAL_BUCKETS),
+                ]
+            )
         ),
         custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
     )

@@ -16,10 +16,16 @@ LENGTH_BUCKETS = (10, 20, 30)
 # Token shape classes the model sees besides the lower-cased token.
 SHAPES = ("pad", "lower", "title", "upper", "digit", "punct", "mixed")
 
+# Characters of each token the model reads (longer tokens are cut), and the
+# number of hash buckets their ids fall in.
+CHARS_PER_TOKEN = 12
+CHAR_BUCKETS = 512
+
 # Transformed features.
 TOKEN_IDS = "token_ids"
 SHAPE_IDS = "shape_ids"
 SUFFIX_IDS = "suffix_ids"
+CHAR_IDS = "char_ids"  # CHARS_PER_TOKEN ids per token, flattened
 TAG_IDS = "tag_ids"
 ENTITY_CODES = "entity_codes"  # vocabulary-independent IOB codes, for TFMA
 

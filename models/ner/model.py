@@ -12,7 +12,7 @@ from models.ner import features, preprocessing
 from models.ner.metrics import PAD
 from taxi_pipeline.training import without_autograph
 
-MODEL_INPUTS = (features.TOKEN_IDS, features.SUFFIX_IDS, features.SHAPE_IDS)
+MODEL_INPUTS = (features.TOKEN_IDS, features.SUFFIX_IDS, features.SHAPE_IDS, features.CHAR_IDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,8 +22,10 @@ class Hyperparameters:
     token_embedding: int = 64
     suffix_embedding: int = 16
     shape_embedding: int = 8
-    lstm_units: int = 64
-    dropout: float = 0.2
+    char_embedding: int = 24
+    char_filters: int = 64
+    lstm_units: int = 100
+    dropout: float = 0.5
     learning_rate: float = 0.005
     batch_size: int = 32
     min_token_count: int = 2
@@ -53,10 +55,22 @@ def _input_fn(
     ).repeat()
 
 
-def build_keras_model(sizes: Dict[str, int], hparams: Hyperparameters) -> tf.keras.Model:
-    """Embeddings of token, suffix and shape → Bi-LSTM → softmax over tags.
+def _char_cnn(char_ids: tf.Tensor, buckets: int, hparams: Hyperparameters) -> tf.Tensor:
+    """[batch, tokens * chars] ids → [batch, tokens, char_filters] features."""
+    chars = tf.keras.layers.Reshape((-1, features.CHARS_PER_TOKEN))(char_ids)
+    x = tf.keras.layers.Embedding(buckets, hparams.char_embedding)(chars)
+    x = tf.keras.layers.TimeDistributed(
+        tf.keras.layers.Conv1D(hparams.char_filters, 3, padding="same", activation="relu")
+    )(x)
+    return tf.keras.layers.TimeDistributed(tf.keras.layers.GlobalMaxPooling1D())(x)
 
-    The token embedding masks id 0, so padding neither trains nor scores.
+
+def build_keras_model(sizes: Dict[str, int], hparams: Hyperparameters) -> tf.keras.Model:
+    """Embeddings of token, suffix and shape, and a character CNN per token
+    → Bi-LSTM → softmax over tags.
+
+    The token embedding masks id 0, so padding neither trains nor scores. The
+    character CNN lets the model read words it has never seen.
     """
     inputs = {
         name: tf.keras.layers.Input(name=name, shape=(None,), dtype=tf.int64)
@@ -73,6 +87,7 @@ def build_keras_model(sizes: Dict[str, int], hparams: Hyperparameters) -> tf.ker
             tf.keras.layers.Embedding(sizes[features.SHAPE_IDS], hparams.shape_embedding)(
                 inputs[features.SHAPE_IDS]
             ),
+            _char_cnn(inputs[features.CHAR_IDS], sizes[features.CHAR_IDS], hparams),
         ]
     )
     x = tf.keras.layers.Dropout(hparams.dropout)(x)

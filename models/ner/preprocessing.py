@@ -47,6 +47,22 @@ def suffixes(lowered: tf.Tensor) -> tf.Tensor:
     return tf.strings.regex_replace(lowered, r"^.*(.{3})$", r"\1")
 
 
+def char_ids(tokens: tf.sparse.SparseTensor) -> tf.sparse.SparseTensor:
+    """CHARS_PER_TOKEN hashed character ids per token (0 pads short tokens),
+    flattened along the sentence: [batch, tokens * CHARS_PER_TOKEN]."""
+    width = features.CHARS_PER_TOKEN
+    chars = tf.strings.unicode_split(tokens.values, "UTF-8")
+    ids = tf.strings.to_hash_bucket_fast(chars, features.CHAR_BUCKETS - 1) + 1
+    dense = ids.to_tensor(default_value=0, shape=[None, width])
+    row = tf.repeat(tokens.indices[:, 0], width)
+    column = tf.reshape(tokens.indices[:, 1:2] * width + tf.range(width, dtype=tf.int64), [-1])
+    return tf.sparse.SparseTensor(
+        tf.stack([row, column], axis=1),
+        tf.reshape(dense, [-1]),
+        tokens.dense_shape * tf.constant([1, width], tf.int64),
+    )
+
+
 def encode_iob(tags: tf.Tensor) -> tf.Tensor:
     """IOB codes of tag strings: 0 for O, prefix * TYPE_SPACE + type hash else
     (prefix 1 = B, 2 = I); the metric decodes chunks from them without knowing
@@ -89,6 +105,7 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict = None) -
             lambda ids: ids + 1,
         ),
         features.SHAPE_IDS: _map_values(tokens, token_shapes),
+        features.CHAR_IDS: char_ids(tokens),
     }
     tags = inputs[features.TAGS_KEY]
     outputs[features.TAG_IDS] = _map_values(
@@ -105,5 +122,6 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> Dict[str, in
         features.TOKEN_IDS: tf_transform_output.vocabulary_size_by_name(_TOKEN_VOCAB) + 2,
         features.SUFFIX_IDS: tf_transform_output.vocabulary_size_by_name(_SUFFIX_VOCAB) + 2,
         features.SHAPE_IDS: len(features.SHAPES),
+        features.CHAR_IDS: features.CHAR_BUCKETS,
         features.TAG_IDS: tf_transform_output.vocabulary_size_by_name(TAG_VOCAB) + 2,
     }
