@@ -35,8 +35,9 @@ def parser(description: str, default_output_dir: str) -> argparse.ArgumentParser
     p.add_argument(
         "--data",
         help="input data for the model instead of its embedded default "
-        "(taxi: a directory of CSV files with the Chicago taxi columns); "
-        f"not allowed with --pipeline {ALL}",
+        "(taxi: a directory of CSV files with the Chicago taxi columns; ner: a "
+        "GMB ner_dataset.csv, Kubeflow ner.csv or CoNLL file, or a directory of "
+        f"them); not allowed with --pipeline {ALL}",
     )
     p.add_argument(
         "--output_dir",

@@ -89,4 +89,4 @@ def test_wrong_column_type_stops_before_training(tmp_path, taxi_frame):
     frame["trip_miles"] = frame["trip_miles"] + " miles"
     message = _bad_run(tmp_path, frame.to_csv(index=False))
     assert "column 'trip_miles' holds STRING values, the model expects FLOAT" in message
-    assert "Transform" not in os.listdir(tmp_path / "out" / "pipelines" / "chicago_taxi")
+    assert "Transform" not in os.listdir(tmp_path / "out" / "pipelines" / "chicago-taxi")

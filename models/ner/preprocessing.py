@@ -18,8 +18,10 @@ TAG_VOCAB = "tags"
 
 
 def tokenize(text: tf.Tensor) -> tf.RaggedTensor:
-    """Splits sentences into words and punctuation marks, GMB style."""
-    spaced = tf.strings.regex_replace(text, r"([^\pL\pN\s'\-])", r" \1 ")
+    """Splits sentences into words and punctuation marks, GMB style; periods
+    and commas inside numbers ("3.5", "1,000") stay in the token."""
+    spaced = tf.strings.regex_replace(text, r"([^\pL\pN\s'\-.,])", r" \1 ")
+    spaced = tf.strings.regex_replace(spaced, r"([.,])(\s|$)", r" \1\2")
     return tf.strings.split(tf.strings.strip(spaced))
 
 
