@@ -13,7 +13,6 @@ at all. Nothing touches the network unless `--upload` is given.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from typing import List, Optional, Sequence
 
@@ -170,11 +169,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[str]:
 
 
 def main() -> None:
-    try:
-        run()
-    except CompileError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    runner_flags.exit_on((CompileError,), run)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import List, Optional, Sequence
 
 import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
@@ -53,11 +52,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[results.RunSummary]:
 
 def main() -> None:
     logging.set_verbosity(logging.INFO)
-    try:
-        run()
-    except InputDataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    runner_flags.exit_on((InputDataError,), run)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,6 @@ def _eval_examples(work_dir: str):
 
 def _auc(scores, labels) -> float:
     """Exact ROC AUC: probability a positive outranks a negative (ties half)."""
-    import numpy as np
     from scipy.stats import rankdata
 
     ranks = rankdata(scores)
@@ -84,7 +83,7 @@ def _auc(scores, labels) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def _score(model_dir: str, signature: str, output: str, serialized) -> "np.ndarray":
+def _score(model_dir: str, signature: str, output: str, serialized):
     import numpy as np
     import tensorflow as tf
 

@@ -26,7 +26,7 @@ from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types.channel import Channel
 from tfx.types.standard_artifacts import Model, ModelBlessing
 
-from taxi_pipeline.components import DataGate
+from taxi_pipeline.components import DataGate, EvaluationSummary
 from taxi_pipeline.model_spec import ModelSpec
 
 
@@ -95,6 +95,11 @@ def create_pipeline(
         baseline_model=baseline_resolver.outputs["model"],
         eval_config=model.eval_config(),
     )
+    summary = EvaluationSummary(
+        evaluation=evaluator.outputs["evaluation"],
+        blessing=evaluator.outputs["blessing"],
+        headline_metrics=json.dumps(list(model.headline_metrics)),
+    )
     pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -117,6 +122,7 @@ def create_pipeline(
             trainer,
             baseline_resolver,
             evaluator,
+            summary,
             pusher,
         ],
         enable_cache=enable_cache,

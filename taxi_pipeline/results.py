@@ -7,7 +7,7 @@ latest evaluation and pushed model without hand-copied paths.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
@@ -51,22 +51,35 @@ def _custom_int(artifact: metadata_store_pb2.Artifact, key: str) -> Optional[int
     return artifact.custom_properties[key].int_value
 
 
+def sliced_metrics(evaluation_uri: str, names: Sequence[str]) -> List[Tuple[str, Dict[str, float]]]:
+    """(slice name, {metric: value}) for every slice of a TFMA evaluation,
+    the overall slice first; only the metrics in `names` are kept."""
+    result = tfma.load_eval_result(evaluation_uri)
+    rows = []
+    for slice_key, by_output in result.slicing_metrics:
+        flat = {
+            name: value
+            for by_class in by_output.values()
+            for metrics in by_class.values()
+            for name, value in metrics.items()
+        }
+        values = {
+            name: float(flat[name].get("doubleValue", flat[name].get("value", 0)))
+            for name in names
+            if isinstance(flat.get(name), dict)
+        }
+        label = "Overall" if slice_key == () else ", ".join(f"{k} = {v}" for k, v in slice_key)
+        order = [(k, (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))) for k, v in slice_key]
+        rows.append((order, label, values))
+    rows.sort(key=lambda row: row[0])
+    return [(label, values) for _, label, values in rows]
+
+
 def overall_metrics(evaluation_uri: str, names: Sequence[str]) -> Dict[str, float]:
     """The overall-slice values of `names` in a TFMA evaluation, in that order."""
-    result = tfma.load_eval_result(evaluation_uri)
-    for slice_key, by_output in result.slicing_metrics:
-        if slice_key == ():
-            flat = {
-                name: value
-                for by_class in by_output.values()
-                for metrics in by_class.values()
-                for name, value in metrics.items()
-            }
-            return {
-                name: float(flat[name].get("doubleValue", flat[name].get("value", 0)))
-                for name in names
-                if name in flat and isinstance(flat[name], dict)
-            }
+    for label, values in sliced_metrics(evaluation_uri, names):
+        if label == "Overall":
+            return {name: values[name] for name in names if name in values}
     return {}
 
 

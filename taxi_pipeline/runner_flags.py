@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Type
 
 import models
 from taxi_pipeline.model_spec import ModelSpec
@@ -87,3 +87,12 @@ def selected_models(args: argparse.Namespace) -> List[ModelSpec]:
     """The ModelSpecs named by --pipeline."""
     names = models.available() if args.pipeline == ALL else [args.pipeline]
     return [models.get(name) for name in names]
+
+
+def exit_on(errors: Tuple[Type[Exception], ...], run: Callable[[], object]) -> None:
+    """Runs `run`; an expected error becomes one line on stderr and exit code 2."""
+    try:
+        run()
+    except errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -26,22 +26,22 @@ def taxi_slice_dir(tmp_path_factory, taxi_frame) -> str:
     return str(directory)
 
 
+def _run_pipeline(tmp_path_factory, name: str, data: str, train_steps: int):
+    """One local pipeline run of model `name` on `data`: (output dir, RunSummary)."""
+    import local_runner
+
+    output_dir = str(tmp_path_factory.mktemp(f"{name}_run"))
+    (summary,) = local_runner.run(
+        ["--pipeline", name, "--data", data, "--output_dir", output_dir,
+         "--train_steps", str(train_steps), "--eval_steps", "5"]
+    )
+    return output_dir, summary
+
+
 @pytest.fixture(scope="session")
 def taxi_run(tmp_path_factory, taxi_slice_dir):
     """One local taxi pipeline run on the slice: (output dir, RunSummary)."""
-    import local_runner
-
-    output_dir = str(tmp_path_factory.mktemp("taxi_run"))
-    (summary,) = local_runner.run(
-        [
-            "--pipeline", "taxi",
-            "--data", taxi_slice_dir,
-            "--output_dir", output_dir,
-            "--train_steps", "150",
-            "--eval_steps", "5",
-        ]
-    )
-    return output_dir, summary
+    return _run_pipeline(tmp_path_factory, "taxi", taxi_slice_dir, 150)
 
 
 def raw_instances(frame: pd.DataFrame, columns) -> list:
@@ -112,16 +112,4 @@ def ner_slice_file(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def ner_run(tmp_path_factory, ner_slice_file):
     """One local NER pipeline run on the slice: (output dir, RunSummary)."""
-    import local_runner
-
-    output_dir = str(tmp_path_factory.mktemp("ner_run"))
-    (summary,) = local_runner.run(
-        [
-            "--pipeline", "ner",
-            "--data", ner_slice_file,
-            "--output_dir", output_dir,
-            "--train_steps", "250",
-            "--eval_steps", "5",
-        ]
-    )
-    return output_dir, summary
+    return _run_pipeline(tmp_path_factory, "ner", ner_slice_file, 250)

@@ -50,6 +50,10 @@ def test_package_loads_in_kfp_with_the_full_dag(packages, name):
     assert "DataGate" in tasks["Transform"].dependent_tasks
     assert "Trainer" in tasks["Evaluator"].dependent_tasks
     assert "Evaluator" in tasks["Pusher"].dependent_tasks
+    # The run page shows the headline metrics and a Markdown evaluation summary.
+    outputs = spec.components["EvaluationSummary"].output_definitions.artifacts
+    assert outputs["metrics"].artifact_type.instance_schema.startswith("title: system.Metrics")
+    assert outputs["summary"].artifact_type.instance_schema.startswith("title: system.Markdown")
     assert spec.default_pipeline_root == f"gs://bucket/tfx/{model.serving_name}"
 
 

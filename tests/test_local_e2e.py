@@ -38,6 +38,20 @@ def test_run_blesses_and_pushes_a_model_that_scores_raw_examples(taxi_run, taxi_
     assert scores[labels].mean() > scores[~labels].mean() + 0.2
 
 
+def test_evaluation_summary_for_the_kubeflow_run_page(taxi_run):
+    output_dir, summary = taxi_run
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = OutputLayout(output_dir).metadata_path
+    store = metadata_store.MetadataStore(config)
+    (metrics,) = store.get_artifacts_by_type("system.Metrics")
+    assert metrics.custom_properties["auc"].double_value == pytest.approx(summary.metrics["auc"], abs=1e-5)
+    (markdown,) = store.get_artifacts_by_type("system.Markdown")
+    with open(os.path.join(markdown.uri, "summary.md")) as f:
+        text = f.read()
+    assert text.startswith("## Model BLESSED")
+    assert "| Overall |" in text and "| trip_start_hour = 0 |" in text and "| payment_type = Cash |" in text
+
+
 def _states_of_latest_run(metadata_path):
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path

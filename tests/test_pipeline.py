@@ -1,7 +1,6 @@
 """Pipeline construction and runner flags, for every model."""
 
 import pytest
-import tensorflow_model_analysis as tfma
 
 import models
 from taxi_pipeline import runner_flags
@@ -16,6 +15,7 @@ STAGES = {
     "Trainer",
     "latest_blessed_model_resolver",
     "Evaluator",
+    "EvaluationSummary",
     "Pusher",
 }
 

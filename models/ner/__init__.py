@@ -3,7 +3,7 @@
 import dataclasses
 import os
 
-from models.ner import evaluation, features
+from models.ner import evaluation
 from models.ner.example_gen import ner_example_gen
 from models.ner.model import Hyperparameters
 from models.ner.readers import check_path

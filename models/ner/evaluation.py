@@ -3,6 +3,7 @@
 import tensorflow_model_analysis as tfma
 
 from models.ner import features, metrics
+from taxi_pipeline.evaluation import blessing_thresholds
 
 # The candidate is blessed only above this entity F1 ...
 ENTITY_F1_LOWER_BOUND = 0.6
@@ -32,20 +33,9 @@ def eval_config() -> tfma.EvalConfig:
                     tfma.MetricConfig(
                         class_name=metrics.EntityMetrics.__name__,
                         module=metrics.__name__,
-                        per_slice_thresholds=[
-                            tfma.PerSliceMetricThreshold(
-                                slicing_specs=[tfma.SlicingSpec()],
-                                threshold=tfma.MetricThreshold(
-                                    value_threshold=tfma.GenericValueThreshold(
-                                        lower_bound={"value": ENTITY_F1_LOWER_BOUND}
-                                    ),
-                                    change_threshold=tfma.GenericChangeThreshold(
-                                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                        absolute={"value": -ENTITY_F1_REGRESSION_TOLERANCE},
-                                    ),
-                                ),
-                            )
-                        ],
+                        per_slice_thresholds=blessing_thresholds(
+                            ENTITY_F1_LOWER_BOUND, ENTITY_F1_REGRESSION_TOLERANCE
+                        ),
                     ),
                 ]
             )

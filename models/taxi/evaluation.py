@@ -3,6 +3,7 @@
 import tensorflow_model_analysis as tfma
 
 from models.taxi import features
+from taxi_pipeline.evaluation import blessing_thresholds
 
 # The candidate is blessed only above this AUC ...
 AUC_LOWER_BOUND = 0.75
@@ -29,22 +30,9 @@ def eval_config() -> tfma.EvalConfig:
                     tfma.MetricConfig(class_name="ExampleCount"),
                     tfma.MetricConfig(
                         class_name="AUC",
-                        # Gate on the overall slice only: a small slice with a
-                        # single class has no meaningful AUC.
-                        per_slice_thresholds=[
-                            tfma.PerSliceMetricThreshold(
-                                slicing_specs=[tfma.SlicingSpec()],
-                                threshold=tfma.MetricThreshold(
-                                    value_threshold=tfma.GenericValueThreshold(
-                                        lower_bound={"value": AUC_LOWER_BOUND}
-                                    ),
-                                    change_threshold=tfma.GenericChangeThreshold(
-                                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                        absolute={"value": -AUC_REGRESSION_TOLERANCE},
-                                    ),
-                                ),
-                            )
-                        ],
+                        per_slice_thresholds=blessing_thresholds(
+                            AUC_LOWER_BOUND, AUC_REGRESSION_TOLERANCE
+                        ),
                     ),
                     tfma.MetricConfig(class_name="BinaryAccuracy"),
                     tfma.MetricConfig(class_name="Precision"),
