@@ -1,0 +1,7 @@
+"""A local model server speaking TF Serving's public API, and its client.
+
+Production serves pushed models with TF Serving itself (`deploy/`, README);
+this server stands in where no `tensorflow_model_server` binary is available:
+same flags, same gRPC services (PredictionService, ModelService) and REST
+routes, same model base-path layout (`<base_path>/<version>/`).
+"""

@@ -1,0 +1,107 @@
+"""Local model server with tensorflow_model_server's flags and APIs.
+
+    python -m taxi_pipeline.serving --model_name chicago_taxi \\
+        --model_base_path outputs/serving_model/chicago_taxi
+    python -m taxi_pipeline.serving --model_config_file outputs/serving_model/models.config
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+from typing import Optional, Sequence
+
+import taxi_pipeline  # noqa: F401  (Keras 2 before TensorFlow loads)
+import grpc
+from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+from taxi_pipeline.serving import config, grpc_api, rest_api
+from taxi_pipeline.serving.models import ModelManager
+
+MAX_MESSAGE_BYTES = 64 << 20
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--port", type=int, default=8500, help="gRPC port (default: %(default)s)")
+    p.add_argument("--rest_api_port", type=int, default=8501, help="REST port, 0 for none (default: %(default)s)")
+    p.add_argument("--model_name", help="name of the one model served (with --model_base_path)")
+    p.add_argument("--model_base_path", help="folder holding the model's numeric version folders")
+    p.add_argument("--model_config_file", help="text-proto ModelServerConfig listing several models")
+    p.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                   help="how often to look for new versions; 0 for never (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--grpc_workers", type=int, default=16, help="threads answering gRPC calls")
+    return p
+
+
+def models_from_flags(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict:
+    if args.model_config_file:
+        if args.model_base_path:
+            p.error("give --model_config_file or --model_base_path, not both")
+        with open(args.model_config_file) as f:
+            try:
+                models = config.parse(f.read())
+            except ValueError as e:
+                p.error(f"{args.model_config_file}: {e}")
+        base = os.path.dirname(os.path.abspath(args.model_config_file))
+        return {name: os.path.join(base, path) for name, path in models.items()}
+    if not args.model_base_path:
+        p.error("--model_base_path (with --model_name) or --model_config_file is required")
+    return {args.model_name or "default": os.path.abspath(args.model_base_path)}
+
+
+class Server:
+    """gRPC and REST servers over one ModelManager; `start` returns at once."""
+
+    def __init__(self, models: dict, host: str = "127.0.0.1", port: int = 8500,
+                 rest_api_port: int = 8501, poll_seconds: float = 1.0, grpc_workers: int = 16):
+        self.manager = ModelManager(models, poll_seconds)
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+        self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=grpc_workers), options=options)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            grpc_api.PredictionService(self.manager), self.grpc)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(grpc_api.ModelService(self.manager), self.grpc)
+        self.port = self.grpc.add_insecure_port(f"{host}:{port}")
+        self.rest = rest_api.server(self.manager, host, rest_api_port) if rest_api_port >= 0 else None
+        self.rest_api_port = self.rest.server_address[1] if self.rest else None
+
+    def start(self) -> None:
+        self.manager.start()
+        self.grpc.start()
+        if self.rest:
+            threading.Thread(target=self.rest.serve_forever, name="rest", daemon=True).start()
+
+    def stop(self) -> None:
+        self.manager.stop()
+        self.grpc.stop(grace=1)
+        if self.rest:
+            self.rest.shutdown()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    p = parser()
+    args = p.parse_args(argv)
+    models = models_from_flags(args, p)
+    server = Server(models, args.host, args.port, args.rest_api_port if args.rest_api_port else -1,
+                    args.file_system_poll_wait_seconds, args.grpc_workers)
+    server.start()
+    logging.info("serving %s: gRPC on %s:%d, REST on %s", ", ".join(models), args.host, server.port,
+                 f"{args.host}:{server.rest_api_port}" if server.rest else "(off)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

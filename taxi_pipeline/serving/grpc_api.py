@@ -1,0 +1,135 @@
+"""gRPC PredictionService and ModelService over a ModelManager."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from taxi_pipeline.serving.models import ModelManager, ServingError, class_scores, score_rows
+
+
+def _version(model_spec) -> Optional[int]:
+    return model_spec.version.value if model_spec.HasField("version") else None
+
+
+def _abort(context, error: ServingError):
+    context.abort(getattr(grpc.StatusCode, error.code), str(error))
+
+
+def serialized_examples(request_input) -> np.ndarray:
+    """The tf.Examples of a Classify/Regress Input, serialized (context merged in)."""
+    if request_input.HasField("example_list_with_context"):
+        listed = request_input.example_list_with_context
+        examples = []
+        for example in listed.examples:
+            merged = tf.train.Example()
+            merged.CopyFrom(listed.context)
+            merged.MergeFrom(example)
+            examples.append(merged)
+    else:
+        examples = list(request_input.example_list.examples)
+    if not examples:
+        raise ServingError("INVALID_ARGUMENT", "Input is empty")
+    return np.array([e.SerializeToString() for e in examples], dtype=object)
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, manager: ModelManager):
+        self._manager = manager
+
+    def Predict(self, request, context):
+        try:
+            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            signature = request.model_spec.signature_name or "serving_default"
+            version, outputs = self._manager.run(request.model_spec.name, _version(request.model_spec), signature, inputs)
+        except ServingError as e:
+            return _abort(context, e)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = version
+        response.model_spec.signature_name = signature
+        wanted = set(request.output_filter) or set(outputs)
+        for key, value in outputs.items():
+            if key in wanted:
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+    def _examples_call(self, request, context):
+        signature = request.model_spec.signature_name or "serving_default"
+        name, version = request.model_spec.name, _version(request.model_spec)
+        key = self._manager.examples_input(name, version, signature)
+        return signature, self._manager.run(name, version, signature, {key: serialized_examples(request.input)})
+
+    def Classify(self, request, context):
+        try:
+            signature, (version, outputs) = self._examples_call(request, context)
+            scores = score_rows(outputs)
+        except ServingError as e:
+            return _abort(context, e)
+        response = classification_pb2.ClassificationResponse()
+        response.model_spec.name, response.model_spec.signature_name = request.model_spec.name, signature
+        response.model_spec.version.value = version
+        for row in scores:
+            classification = response.result.classifications.add()
+            for label, score in enumerate(class_scores(row)):
+                classification.classes.add(label=str(label), score=float(score))
+        return response
+
+    def Regress(self, request, context):
+        try:
+            signature, (version, outputs) = self._examples_call(request, context)
+            values = score_rows(outputs)
+        except ServingError as e:
+            return _abort(context, e)
+        response = regression_pb2.RegressionResponse()
+        response.model_spec.name, response.model_spec.signature_name = request.model_spec.name, signature
+        response.model_spec.version.value = version
+        for row in values:
+            response.result.regressions.add(value=float(row[0]))
+        return response
+
+    def GetModelMetadata(self, request, context):
+        try:
+            if list(request.metadata_field) not in ([], ["signature_def"]):
+                raise ServingError("INVALID_ARGUMENT", f"unsupported metadata field(s) {list(request.metadata_field)}; only signature_def")
+            served = self._manager.model(request.model_spec.name).version(_version(request.model_spec))
+        except ServingError as e:
+            return _abort(context, e)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = served.number
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        for key, value in served.signature_defs.items():
+            signatures.signature_def[key].CopyFrom(value)
+        response.metadata["signature_def"].Pack(signatures)
+        return response
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, manager: ModelManager):
+        self._manager = manager
+
+    def GetModelStatus(self, request, context):
+        try:
+            versions = self._manager.model(request.model_spec.name).statuses(_version(request.model_spec))
+        except ServingError as e:
+            return _abort(context, e)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for version in versions:
+            status = response.model_version_status.add(version=version.number, state=version.state)
+            if version.error:
+                status.status.error_code = 13  # INTERNAL: the version failed to load
+                status.status.error_message = version.error
+        return response

@@ -1,0 +1,228 @@
+"""TF Serving's REST API (`/v1/models/...`) over a ModelManager."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2
+
+from taxi_pipeline.serving.models import (
+    AVAILABLE,
+    END,
+    LOADING,
+    ModelManager,
+    ServingError,
+    class_scores,
+    score_rows,
+)
+
+_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?:/(?P<metadata>metadata)|:(?P<verb>predict|classify|regress))?$")
+_HTTP = {"NOT_FOUND": HTTPStatus.NOT_FOUND, "INVALID_ARGUMENT": HTTPStatus.BAD_REQUEST}
+_STATES = {LOADING: "LOADING", AVAILABLE: "AVAILABLE", END: "END"}
+MAX_BODY_BYTES = 64 << 20
+
+
+def _decode(value: Any) -> Any:
+    """JSON request values with {"b64": ...} turned into bytes."""
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    return value
+
+
+def _encode(value) -> Any:
+    """JSON of an output tensor; bytes become text, or {"b64": ...} if binary."""
+    value = np.asarray(value)
+    if value.dtype == object or value.dtype.kind == "S":
+        return [_encode(v) for v in value] if value.ndim else _bytes(value.item())
+    return value.tolist()
+
+
+def _bytes(value) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"b64": base64.b64encode(value).decode()}
+    return value
+
+
+def _example(features: Dict[str, Any]) -> bytes:
+    """A tf.Example from a REST classify/regress example ({feature: value(s)})."""
+    feature = {}
+    for name, value in features.items():
+        values = value if isinstance(value, list) else [value]
+        if all(isinstance(v, bool) or isinstance(v, int) for v in values):
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        elif all(isinstance(v, (int, float)) for v in values):
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        else:
+            encoded = [v if isinstance(v, bytes) else str(v).encode() for v in values]
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=encoded))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _predict(manager: ModelManager, name: str, version: Optional[int], body: dict) -> dict:
+    signature = body.get("signature_name", "serving_default")
+    if "instances" in body:
+        instances = _decode(body["instances"])
+        if instances and isinstance(instances[0], dict):
+            keys = instances[0].keys()
+            if any(set(i) != set(keys) for i in instances):
+                raise ServingError("INVALID_ARGUMENT", "every instance must have the same named inputs")
+            inputs = {k: np.array([i[k] for i in instances], dtype=object if isinstance(instances[0][k], (bytes, str)) else None) for k in keys}
+        else:
+            only = _only_input(manager, name, version, signature)
+            inputs = {only: np.array(instances, dtype=object if instances and isinstance(instances[0], (bytes, str)) else None)}
+        _, outputs = manager.run(name, version, signature, inputs)
+        if len(outputs) == 1:
+            return {"predictions": _encode(next(iter(outputs.values())))}
+        rows = len(next(iter(outputs.values())))
+        return {"predictions": [{k: _encode(v[i]) for k, v in outputs.items()} for i in range(rows)]}
+    if "inputs" in body:
+        given = _decode(body["inputs"])
+        if not isinstance(given, dict):
+            given = {_only_input(manager, name, version, signature): given}
+        inputs = {k: np.array(v, dtype=object if _is_text(v) else None) for k, v in given.items()}
+        _, outputs = manager.run(name, version, signature, inputs)
+        return {"outputs": {k: _encode(v) for k, v in outputs.items()} if len(outputs) > 1 else _encode(next(iter(outputs.values())))}
+    raise ServingError("INVALID_ARGUMENT", 'request body needs "instances" (row format) or "inputs" (columnar format)')
+
+
+def _is_text(value) -> bool:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return isinstance(value, (bytes, str))
+
+
+def _only_input(manager, name, version, signature) -> str:
+    function = manager.model(name).version(version).model.signatures.get(signature)
+    if function is None:
+        raise ServingError("INVALID_ARGUMENT", f"Serving signature name: \"{signature}\" not found")
+    specs = function.structured_input_signature[1]
+    if len(specs) != 1:
+        raise ServingError("INVALID_ARGUMENT", f"signature {signature!r} has inputs {sorted(specs)}: name them")
+    return next(iter(specs))
+
+
+def _examples_verb(manager, name, version, body, verb) -> dict:
+    signature = body.get("signature_name", "serving_default")
+    examples = body.get("examples")
+    if not isinstance(examples, list) or not examples:
+        raise ServingError("INVALID_ARGUMENT", 'request body needs a non-empty "examples" list')
+    context = body.get("context", {})
+    serialized = np.array([_example({**context, **_decode(e)}) for e in examples], dtype=object)
+    key = manager.examples_input(name, version, signature)
+    _, outputs = manager.run(name, version, signature, {key: serialized})
+    scores = score_rows(outputs)
+    if verb == "regress":
+        return {"results": [float(row[0]) for row in scores]}
+    return {
+        "results": [
+            [[str(label), float(score)] for label, score in enumerate(class_scores(r))]
+            for r in scores
+        ]
+    }
+
+
+def _status(manager, name, version) -> dict:
+    return {
+        "model_version_status": [
+            {
+                "version": str(v.number),
+                "state": _STATES[v.state],
+                "status": {"error_code": "INTERNAL" if v.error else "OK", "error_message": v.error},
+            }
+            for v in manager.model(name).statuses(version)
+        ]
+    }
+
+
+def _metadata(manager, name, version) -> dict:
+    served = manager.model(name).version(version)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    for key, value in served.signature_defs.items():
+        signatures.signature_def[key].CopyFrom(value)
+    return {
+        "model_spec": {"name": name, "signature_name": "", "version": str(served.number)},
+        "metadata": {"signature_def": json.loads(json_format.MessageToJson(signatures))},
+    }
+
+
+def handler_class(manager: ModelManager):
+    """A request handler class bound to `manager`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # requests are not logged, like TF Serving
+            pass
+
+        def _reply(self, status: int, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _route(self) -> Tuple[str, Optional[int], Optional[str], Optional[str]]:
+            match = _ROUTE.match(self.path)
+            if not match:
+                raise ServingError("NOT_FOUND", f"Malformed request: {self.command} {self.path}")
+            version = int(match["version"]) if match["version"] else None
+            return match["name"], version, match["metadata"], match["verb"]
+
+        def _serve(self, method: str) -> None:
+            try:
+                name, version, metadata, verb = self._route()
+                manager.model(name)  # an unknown model is NOT_FOUND before anything else
+                if method == "GET" and not verb:
+                    payload = _metadata(manager, name, version) if metadata else _status(manager, name, version)
+                elif method == "POST" and verb:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    if length > MAX_BODY_BYTES:
+                        raise ServingError("INVALID_ARGUMENT", f"request body of {length} bytes exceeds {MAX_BODY_BYTES}")
+                    try:
+                        body = json.loads(self.rfile.read(length) or b"null")
+                    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                        raise ServingError("INVALID_ARGUMENT", f"JSON Parse error: {e}") from None
+                    if not isinstance(body, dict):
+                        raise ServingError("INVALID_ARGUMENT", "request body must be a JSON object")
+                    if verb == "predict":
+                        payload = _predict(manager, name, version, body)
+                    else:
+                        payload = _examples_verb(manager, name, version, body, verb)
+                else:
+                    raise ServingError("NOT_FOUND", f"Malformed request: {method} {self.path}")
+                self._reply(HTTPStatus.OK, payload)
+            except ServingError as e:
+                self._reply(_HTTP.get(e.code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": str(e)})
+            except Exception as e:  # the server stays up whatever a request does
+                self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(e).__name__}: {e}"})
+
+        def do_GET(self):
+            self._serve("GET")
+
+        def do_POST(self):
+            self._serve("POST")
+
+    return Handler
+
+
+def server(manager: ModelManager, host: str, port: int) -> ThreadingHTTPServer:
+    """The REST server (not started)."""
+    httpd = ThreadingHTTPServer((host, port), handler_class(manager))
+    httpd.daemon_threads = True
+    return httpd
