@@ -17,6 +17,7 @@ from tfx.orchestration.metadata import sqlite_metadata_connection_config
 from taxi_pipeline import results, runner_flags
 from taxi_pipeline.layout import OutputLayout
 from taxi_pipeline.pipeline import create_pipeline
+from taxi_pipeline.serving import config as serving_config
 from taxi_pipeline.validation import InputDataError
 
 DEFAULT_OUTPUT_DIR = os.path.join(runner_flags.REPO_ROOT, "outputs")
@@ -47,6 +48,9 @@ def run(argv: Optional[Sequence[str]] = None) -> List[results.RunSummary]:
         )
         print(summary.describe(), flush=True)
         summaries.append(summary)
+    if os.path.isdir(layout.serving_model_root):
+        path = serving_config.write_for_serving_root(layout.serving_model_root)
+        print(f"TF Serving model config: {path}")
     return summaries
 
 

@@ -13,6 +13,7 @@ from models.taxi import features
 from taxi_pipeline import results
 from taxi_pipeline.examples import to_tf_example
 from taxi_pipeline.layout import OutputLayout
+from taxi_pipeline.serving import config
 from taxi_pipeline.validation import InputDataError
 
 
@@ -25,6 +26,8 @@ def test_run_blesses_and_pushes_a_model_that_scores_raw_examples(taxi_run, taxi_
     serving_dir = os.path.join(output_dir, "serving_model", "chicago_taxi")
     assert os.path.dirname(summary.pushed_model) == serving_dir
     assert os.path.basename(summary.pushed_model).isdigit(), "TF Serving needs a numeric version"
+    with open(os.path.join(output_dir, "serving_model", "models.config")) as f:
+        assert config.parse(f.read()) == {"chicago_taxi": "/models/chicago_taxi"}
 
     model = tf.saved_model.load(summary.pushed_model)
     rows = taxi_frame.head(200)

@@ -1,8 +1,8 @@
 """The local TF Serving-API server over pushed models, queried by the gRPC client and REST."""
 
 import base64
-import json
 import os
+import json
 import shutil
 import threading
 import time
@@ -29,8 +29,9 @@ def served(tmp_path_factory, taxi_run, ner_run):
     pushed = {"chicago_taxi": taxi_run[1].pushed_model, "ner": ner_run[1].pushed_model}
     for name, path in pushed.items():
         shutil.copytree(path, root / name / "1")
-    (root / "models.config").write_text(config.render({name: name for name in pushed}))
-    models_ = {name: str(root / path) for name, path in config.parse((root / "models.config").read_text()).items()}
+    config_file = config.write_for_serving_root(str(root))
+    assert config.parse(open(config_file).read()) == {"chicago_taxi": "/models/chicago_taxi", "ner": "/models/ner"}
+    models_ = {name: config.resolve(path, config_file) for name, path in config.parse(open(config_file).read()).items()}
     server = Server(models_, port=0, rest_api_port=0, poll_seconds=0.2)
     server.start()
     client = ServingClient(f"127.0.0.1:{server.port}", timeout=30)
@@ -206,3 +207,20 @@ def test_corrupt_version_leaves_the_old_one_serving(served, taxi_frame):
     assert statuses["5"]["state"] == "END" and statuses["5"]["status"]["error_message"]
     assert statuses["1"]["state"] == "AVAILABLE"
     assert len(client.score_taxi_rows(_taxi_rows(taxi_frame, 2))) == 2
+
+
+def test_kubernetes_manifests_serve_the_pushed_layout():
+    import yaml
+
+    from taxi_pipeline import runner_flags
+
+    with open(os.path.join(runner_flags.REPO_ROOT, "deploy", "tf-serving.yaml")) as f:
+        docs = {d["kind"]: d for d in yaml.safe_load_all(f)}
+    assert set(docs) == {"PersistentVolumeClaim", "Deployment", "Service"}
+    container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].startswith("tensorflow/serving:")
+    assert "--model_config_file=/models/models.config" in container["args"]
+    assert {p["containerPort"] for p in container["ports"]} == {8500, 8501}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/chicago_taxi"
+    assert container["volumeMounts"][0]["mountPath"] == config.CONTAINER_MODELS_ROOT
+    assert {p["port"] for p in docs["Service"]["spec"]["ports"]} == {8500, 8501}

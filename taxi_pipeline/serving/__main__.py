@@ -48,8 +48,7 @@ def models_from_flags(args: argparse.Namespace, p: argparse.ArgumentParser) -> d
                 models = config.parse(f.read())
             except ValueError as e:
                 p.error(f"{args.model_config_file}: {e}")
-        base = os.path.dirname(os.path.abspath(args.model_config_file))
-        return {name: os.path.join(base, path) for name, path in models.items()}
+        return {name: config.resolve(path, args.model_config_file) for name, path in models.items()}
     if not args.model_base_path:
         p.error("--model_base_path (with --model_name) or --model_config_file is required")
     return {args.model_name or "default": os.path.abspath(args.model_base_path)}
