@@ -89,13 +89,8 @@ def latest_run(metadata_path: str, pipeline_name: str) -> Optional[str]:
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline is None:
         return None
-    runs = store.get_children_contexts_by_context(pipeline.id) or [
-        ctx
-        for ctx in store.get_contexts_by_type("pipeline_run")
-        if set(e.id for e in store.get_executions_by_context(ctx.id))
-        & set(e.id for e in store.get_executions_by_context(pipeline.id))
-    ]
-    runs = [r for r in runs if r.type == "pipeline_run"] or runs
+    # TFX records each run as a `pipeline_run` child context of the pipeline.
+    runs = [c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == "pipeline_run"]
     if not runs:
         return None
     return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name

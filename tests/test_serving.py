@@ -19,6 +19,7 @@ import models
 from taxi_pipeline.examples import to_tf_example
 from taxi_pipeline.serving import config
 from taxi_pipeline.serving.__main__ import Server
+from taxi_pipeline.serving.batching import Batcher
 from taxi_pipeline.serving.client import ServingClient
 
 
@@ -32,7 +33,7 @@ def served(tmp_path_factory, taxi_run, ner_run):
     config_file = config.write_for_serving_root(str(root))
     assert config.parse(open(config_file).read()) == {"chicago_taxi": "/models/chicago_taxi", "ner": "/models/ner"}
     models_ = {name: config.resolve(path, config_file) for name, path in config.parse(open(config_file).read()).items()}
-    server = Server(models_, port=0, rest_api_port=0, poll_seconds=0.2)
+    server = Server(models_, port=0, rest_api_port=0, poll_seconds=0.2, batcher=Batcher(16, 2000))
     server.start()
     client = ServingClient(f"127.0.0.1:{server.port}", timeout=30)
     yield server, client, root, pushed

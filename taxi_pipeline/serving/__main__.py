@@ -20,6 +20,7 @@ import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from taxi_pipeline.serving import config, grpc_api, rest_api
+from taxi_pipeline.serving.batching import Batcher
 from taxi_pipeline.serving.models import ModelManager
 
 MAX_MESSAGE_BYTES = 64 << 20
@@ -34,6 +35,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model_config_file", help="text-proto ModelServerConfig listing several models")
     p.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                    help="how often to look for new versions; 0 for never (default: %(default)s)")
+    p.add_argument("--enable_batching", action="store_true",
+                   help="merge concurrent requests to a signature into one call")
+    p.add_argument("--max_batch_size", type=int, default=32, help="with --enable_batching (default: %(default)s)")
+    p.add_argument("--batch_timeout_micros", type=int, default=2000,
+                   help="with --enable_batching: longest wait for a batch to fill (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--grpc_workers", type=int, default=16, help="threads answering gRPC calls")
     return p
@@ -58,8 +64,9 @@ class Server:
     """gRPC and REST servers over one ModelManager; `start` returns at once."""
 
     def __init__(self, models: dict, host: str = "127.0.0.1", port: int = 8500,
-                 rest_api_port: int = 8501, poll_seconds: float = 1.0, grpc_workers: int = 16):
-        self.manager = ModelManager(models, poll_seconds)
+                 rest_api_port: int = 8501, poll_seconds: float = 1.0, grpc_workers: int = 16,
+                 batcher: Optional[Batcher] = None):
+        self.manager = ModelManager(models, poll_seconds, batcher)
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
         self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=grpc_workers), options=options)
@@ -88,8 +95,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p = parser()
     args = p.parse_args(argv)
     models = models_from_flags(args, p)
+    batcher = Batcher(args.max_batch_size, args.batch_timeout_micros) if args.enable_batching else None
     server = Server(models, args.host, args.port, args.rest_api_port if args.rest_api_port else -1,
-                    args.file_system_poll_wait_seconds, args.grpc_workers)
+                    args.file_system_poll_wait_seconds, args.grpc_workers, batcher)
     server.start()
     logging.info("serving %s: gRPC on %s:%d, REST on %s", ", ".join(models), args.host, server.port,
                  f"{args.host}:{server.rest_api_port}" if server.rest else "(off)")

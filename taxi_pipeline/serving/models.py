@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from taxi_pipeline.serving.batching import Batcher
+
 # ModelVersionStatus.State values of tensorflow_serving/apis/get_model_status.proto.
 LOADING, AVAILABLE, END = 20, 30, 50
 _LOAD_ATTEMPTS = 3
@@ -150,8 +152,11 @@ class ServedModel:
 class ModelManager:
     """Every served model, polled for new versions in the background."""
 
-    def __init__(self, models: Mapping[str, str], poll_seconds: float = 1.0):
+    def __init__(
+        self, models: Mapping[str, str], poll_seconds: float = 1.0, batcher: Optional[Batcher] = None
+    ):
         self.models = {name: ServedModel(name, path) for name, path in models.items()}
+        self._batcher = batcher
         self._poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -211,7 +216,7 @@ class ModelManager:
                 + (f"unknown: {unknown} " if unknown else "")
                 + (f"missing: {missing}" if missing else ""),
             )
-        tensors = {}
+        arrays = {}
         for key, spec in specs.items():
             value = np.asarray(inputs[key])
             is_text = value.dtype.kind in "SU" or (
@@ -226,9 +231,15 @@ class ModelManager:
                 raise ServingError(
                     "INVALID_ARGUMENT", f"input {key!r} has shape {list(value.shape)}, signature expects {spec.shape}"
                 )
-            tensors[key] = tf.constant(value, dtype=spec.dtype)
-        try:
-            outputs = function(**tensors)
-        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
-            raise ServingError("INVALID_ARGUMENT", _reason(e)) from None
-        return served.number, {k: v.numpy() for k, v in outputs.items()}
+            arrays[key] = value
+
+        def call(batch: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+            try:
+                outputs = function(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in batch.items()})
+            except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+                raise ServingError("INVALID_ARGUMENT", _reason(e)) from None
+            return {k: v.numpy() for k, v in outputs.items()}
+
+        if self._batcher is None:
+            return served.number, call(arrays)
+        return served.number, self._batcher.run((name, served.number, signature), call, arrays)

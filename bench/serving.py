@@ -1,0 +1,158 @@
+"""Benchmark: pushed models called in-process against the local server over gRPC.
+
+Measures, in one run on loopback: batch-1 latency p50/p99 of the taxi model
+in-process and through `python -m taxi_pipeline.serving` (its own process,
+batching on), throughput of 16 concurrent gRPC clients sending single
+examples against in-process calls at batch 16, and NER latency per sentence.
+Targets: gRPC p50 <= in-process p50 + 1 ms; 16 single-example clients >= 0.5x
+the in-process batch-16 throughput.
+
+    .venv/bin/python bench/serving.py [--serving_root outputs/serving_model]
+
+Needs pushed models: run `python local_runner.py --pipeline all` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import taxi_pipeline  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import models  # noqa: E402
+from taxi_pipeline.examples import to_tf_example  # noqa: E402
+from taxi_pipeline.serving.client import ServingClient  # noqa: E402
+
+SENTENCES = ["London on Monday evening", "Angela Merkel met Kofi Annan in Zürich on Friday .",
+             "Oil prices fell on Tuesday as OPEC agreed to raise output ."]
+
+
+def _latest(base: str) -> str:
+    versions = [d for d in os.listdir(base) if d.isdigit()] if os.path.isdir(base) else []
+    if not versions:
+        sys.exit(f"no pushed model under {base}: run `python local_runner.py --pipeline all` first")
+    return os.path.join(base, max(versions, key=int))
+
+
+def _percentiles(seconds) -> tuple:
+    ms = np.array(seconds) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def _time_calls(fn, n: int) -> list:
+    fn()  # warm up
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _throughput(worker, clients: int, seconds: float) -> float:
+    counts = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def run(i):
+        while time.perf_counter() < stop:
+            counts[i] += worker()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / seconds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--serving_root", default=os.path.join(REPO, "outputs", "serving_model"))
+    p.add_argument("--calls", type=int, default=300)
+    p.add_argument("--seconds", type=float, default=10.0)
+    args = p.parse_args()
+    taxi_dir = _latest(os.path.join(args.serving_root, "chicago_taxi"))
+    ner_dir = _latest(os.path.join(args.serving_root, "ner"))
+
+    columns = models.get("taxi").raw_columns
+    with open(os.path.join(models.get("taxi").default_data, "data.csv"), newline="") as f:
+        rows = [r for _, r in zip(range(64), csv.DictReader(f))]
+    examples = np.array([to_tf_example(r, columns).SerializeToString() for r in rows], dtype=object)
+
+    taxi = tf.saved_model.load(taxi_dir).signatures["serving_default"]
+    ner = tf.saved_model.load(ner_dir).signatures["serving_default"]
+    local_1 = _time_calls(lambda: taxi(examples=tf.constant(examples[:1])), args.calls)
+    local_16 = _time_calls(lambda: taxi(examples=tf.constant(examples[:16])), args.calls)
+    local_ner = _time_calls(lambda: ner(text=tf.constant(SENTENCES[:1])), args.calls)
+    local_throughput = 16 / np.median(local_16)
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "taxi_pipeline.serving", "--port", str(port), "--rest_api_port", "0",
+         "--model_config_file", os.path.join(args.serving_root, "models.config"),
+         "--enable_batching", "--max_batch_size", "16", "--batch_timeout_micros", "1000"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = ServingClient(f"127.0.0.1:{port}", timeout=30)
+        deadline = time.time() + 120
+        while True:
+            try:
+                client.status("chicago_taxi")
+                client.status("ner")
+                break
+            except Exception:
+                if time.time() > deadline or server.poll() is not None:
+                    sys.exit("the local server did not start")
+                time.sleep(0.5)
+        grpc_1 = _time_calls(lambda: client.predict("chicago_taxi", {"examples": examples[:1]}), args.calls)
+        grpc_ner = _time_calls(lambda: client.tag_text(SENTENCES[:1]), args.calls)
+        clients = [ServingClient(f"127.0.0.1:{port}", timeout=30) for _ in range(16)]
+        local_idx = threading.local()
+
+        def one_example():
+            if not hasattr(local_idx, "client"):
+                local_idx.client = clients[threading.get_ident() % 16]
+            local_idx.client.predict("chicago_taxi", {"examples": examples[:1]})
+            return 1
+
+        grpc_throughput = _throughput(one_example, 16, args.seconds)
+    finally:
+        server.terminate()
+        server.wait()
+
+    l50, l99 = _percentiles(local_1)
+    g50, g99 = _percentiles(grpc_1)
+    n50, n99 = _percentiles(local_ner)
+    gn50, gn99 = _percentiles(grpc_ner)
+    print(f"{'taxi batch-1 latency':<34} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'  in-process':<34} {l50:8.2f} {l99:8.2f}")
+    print(f"{'  gRPC, local server':<34} {g50:8.2f} {g99:8.2f}")
+    print(f"{'NER latency per sentence':<34}")
+    print(f"{'  in-process':<34} {n50:8.2f} {n99:8.2f}")
+    print(f"{'  gRPC, local server':<34} {gn50:8.2f} {gn99:8.2f}")
+    print(f"taxi throughput: in-process batch 16 {local_throughput:.0f} ex/s; "
+          f"16 gRPC clients x 1 example {grpc_throughput:.0f} ex/s "
+          f"(ratio {grpc_throughput / local_throughput:.2f}, target >= 0.50)")
+    print(f"gRPC p50 overhead {g50 - l50:.2f} ms (target <= 1 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Server-side batching, in the spirit of tensorflow_model_server --enable_batching.
+
+Concurrent requests to the same signature of the same model version, whose
+inputs have the same trailing shapes, are stacked along the batch dimension
+into one call, and each caller gets its own rows of the outputs back. A batch
+runs when it is full or when the oldest request has waited
+`batch_timeout_micros`. One thread per signature runs the batches.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Callable, Dict, Hashable, List, Mapping
+
+import numpy as np
+
+Inputs = Mapping[str, np.ndarray]
+Outputs = Dict[str, np.ndarray]
+
+
+class _Request:
+    def __init__(self, inputs: Inputs):
+        self.inputs = inputs
+        self.rows = len(next(iter(inputs.values())))
+        self.done = threading.Event()
+        self.outputs: Outputs = {}
+        self.error: BaseException = None
+
+
+class Batcher:
+    """Runs `call(inputs)` for many callers, batching them."""
+
+    def __init__(self, max_batch_size: int = 32, batch_timeout_micros: int = 2000):
+        self.max_batch_size = max_batch_size
+        self.timeout = batch_timeout_micros / 1e6
+        self._queues: Dict[Hashable, "queue.Queue[_Request]"] = {}
+        self._lock = threading.Lock()
+
+    def run(self, key: Hashable, call: Callable[[Inputs], Outputs], inputs: Inputs) -> Outputs:
+        """`call(inputs)`, possibly merged with other callers' inputs of `key`."""
+        shapes = tuple(sorted((k, np.asarray(v).shape[1:], np.asarray(v).dtype.kind) for k, v in inputs.items()))
+        request = _Request(inputs)
+        if request.rows >= self.max_batch_size:
+            return call(inputs)
+        with self._lock:
+            pending = self._queues.get((key, shapes))
+            if pending is None:
+                pending = self._queues[(key, shapes)] = queue.Queue()
+                threading.Thread(target=self._loop, args=(pending, call), daemon=True, name="batcher").start()
+        pending.put(request)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.outputs
+
+    def _loop(self, pending: "queue.Queue[_Request]", call: Callable[[Inputs], Outputs]) -> None:
+        while True:
+            batch: List[_Request] = [pending.get()]
+            rows = batch[0].rows
+            deadline = time.monotonic() + self.timeout
+            while rows < self.max_batch_size:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    nxt = pending.get(timeout=left)
+                except queue.Empty:
+                    break
+                batch.append(nxt)
+                rows += nxt.rows
+            self._run_batch(batch, call)
+
+    @staticmethod
+    def _run_batch(batch: List[_Request], call: Callable[[Inputs], Outputs]) -> None:
+        if len(batch) == 1:
+            Batcher._run_one(batch[0], call)
+            return
+        merged = {k: np.concatenate([np.asarray(r.inputs[k]) for r in batch]) for k in batch[0].inputs}
+        try:
+            outputs = call(merged)
+        except Exception:  # one bad request must not fail the others: run them alone
+            for request in batch:
+                Batcher._run_one(request, call)
+            return
+        start = 0
+        for request in batch:
+            request.outputs = {k: v[start : start + request.rows] for k, v in outputs.items()}
+            start += request.rows
+            request.done.set()
+
+    @staticmethod
+    def _run_one(request: _Request, call: Callable[[Inputs], Outputs]) -> None:
+        try:
+            request.outputs = call(request.inputs)
+        except BaseException as e:  # handed to the caller's thread
+            request.error = e
+        request.done.set()
+
