@@ -3,7 +3,8 @@
 Concurrent requests to the same signature of the same model version, whose
 inputs have the same trailing shapes, are stacked along the batch dimension
 into one call, and each caller gets its own rows of the outputs back. A batch
-runs when it is full or when the oldest request has waited
+runs when it is full, when it holds every request now in flight for its
+signature (a lone caller never waits), or when the oldest request has waited
 `batch_timeout_micros`. One thread per signature runs the batches.
 """
 
@@ -36,6 +37,7 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.timeout = batch_timeout_micros / 1e6
         self._queues: Dict[Hashable, "queue.Queue[_Request]"] = {}
+        self._in_flight: Dict[Hashable, int] = {}
         self._lock = threading.Lock()
 
     def run(self, key: Hashable, call: Callable[[Inputs], Outputs], inputs: Inputs) -> Outputs:
@@ -44,23 +46,30 @@ class Batcher:
         request = _Request(inputs)
         if request.rows >= self.max_batch_size:
             return call(inputs)
+        key = (key, shapes)
         with self._lock:
-            pending = self._queues.get((key, shapes))
+            pending = self._queues.get(key)
             if pending is None:
-                pending = self._queues[(key, shapes)] = queue.Queue()
-                threading.Thread(target=self._loop, args=(pending, call), daemon=True, name="batcher").start()
+                pending = self._queues[key] = queue.Queue()
+                threading.Thread(target=self._loop, args=(key, pending, call), daemon=True, name="batcher").start()
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
         pending.put(request)
         request.done.wait()
+        with self._lock:
+            self._in_flight[key] -= 1
         if request.error is not None:
             raise request.error
         return request.outputs
 
-    def _loop(self, pending: "queue.Queue[_Request]", call: Callable[[Inputs], Outputs]) -> None:
+    def _loop(self, key: Hashable, pending: "queue.Queue[_Request]", call: Callable[[Inputs], Outputs]) -> None:
         while True:
             batch: List[_Request] = [pending.get()]
             rows = batch[0].rows
             deadline = time.monotonic() + self.timeout
             while rows < self.max_batch_size:
+                with self._lock:
+                    if len(batch) >= self._in_flight[key]:
+                        break  # nobody else is waiting: do not hold this batch back
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
