@@ -66,21 +66,22 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
         return response
 
-    def _examples_call(self, request, context):
+    def _examples_call(self, request, response):
+        """Scores the request's tf.Examples; fills the response's model_spec."""
         signature = request.model_spec.signature_name or "serving_default"
         name, version = request.model_spec.name, _version(request.model_spec)
         key = self._manager.examples_input(name, version, signature)
-        return signature, self._manager.run(name, version, signature, {key: serialized_examples(request.input)})
+        served, outputs = self._manager.run(name, version, signature, {key: serialized_examples(request.input)})
+        response.model_spec.name, response.model_spec.signature_name = name, signature
+        response.model_spec.version.value = served
+        return score_rows(outputs)
 
     def Classify(self, request, context):
+        response = classification_pb2.ClassificationResponse()
         try:
-            signature, (version, outputs) = self._examples_call(request, context)
-            scores = score_rows(outputs)
+            scores = self._examples_call(request, response)
         except ServingError as e:
             return _abort(context, e)
-        response = classification_pb2.ClassificationResponse()
-        response.model_spec.name, response.model_spec.signature_name = request.model_spec.name, signature
-        response.model_spec.version.value = version
         for row in scores:
             classification = response.result.classifications.add()
             for label, score in enumerate(class_scores(row)):
@@ -88,14 +89,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     def Regress(self, request, context):
+        response = regression_pb2.RegressionResponse()
         try:
-            signature, (version, outputs) = self._examples_call(request, context)
-            values = score_rows(outputs)
+            values = self._examples_call(request, response)
         except ServingError as e:
             return _abort(context, e)
-        response = regression_pb2.RegressionResponse()
-        response.model_spec.name, response.model_spec.signature_name = request.model_spec.name, signature
-        response.model_spec.version.value = version
         for row in values:
             response.result.regressions.add(value=float(row[0]))
         return response
