@@ -25,8 +25,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import taxi_pipeline  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
+import models  # noqa: E402
 
-DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "taxi")
+DATA = models.get("taxi").default_data
 
 
 def _run_ours(work_dir: str) -> None:

@@ -10,6 +10,9 @@ import os
 
 from taxi_pipeline.model_spec import ModelSpec
 
+# The repository checkout: embedded data and default output folders live in it.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 @dataclasses.dataclass(frozen=True)
 class OutputLayout:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple, Type
 
 import models
+from taxi_pipeline.layout import REPO_ROOT  # noqa: F401  (runners build defaults on it)
 from taxi_pipeline.model_spec import ModelSpec
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL = "all"
 
 

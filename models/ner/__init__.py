@@ -7,16 +7,16 @@ from models.ner import evaluation
 from models.ner.example_gen import ner_example_gen
 from models.ner.model import Hyperparameters
 from models.ner.readers import check_path
+from taxi_pipeline.layout import REPO_ROOT
 from taxi_pipeline.model_spec import ModelSpec
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_REPO = os.path.dirname(os.path.dirname(_HERE))
 
 SPEC = ModelSpec(
     name="ner",
     serving_name="ner",
     package_dir=_HERE,
-    default_data=os.path.join(_REPO, "data", "ner", "ner_dataset.csv"),
+    default_data=os.path.join(REPO_ROOT, "data", "ner", "ner_dataset.csv"),
     raw_columns={},
     example_gen=ner_example_gen,
     check_data=check_path,

@@ -7,17 +7,17 @@ from tfx.components import CsvExampleGen
 
 from models.taxi import evaluation, features
 from models.taxi.model import Hyperparameters
+from taxi_pipeline.layout import REPO_ROOT
 from taxi_pipeline.model_spec import ModelSpec
 from taxi_pipeline.validation import check_csv_dir
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_REPO = os.path.dirname(os.path.dirname(_HERE))
 
 SPEC = ModelSpec(
     name="taxi",
     serving_name="chicago_taxi",
     package_dir=_HERE,
-    default_data=os.path.join(_REPO, "data", "taxi"),
+    default_data=os.path.join(REPO_ROOT, "data", "taxi"),
     raw_columns=features.RAW_COLUMNS,
     example_gen=lambda data: CsvExampleGen(input_base=data),
     check_data=lambda data: check_csv_dir(data, features.RAW_COLUMNS),
