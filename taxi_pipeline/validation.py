@@ -8,6 +8,7 @@ the same rules hold wherever the pipeline runs.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -45,9 +46,7 @@ def check_csv_dir(data_dir: str, columns: Mapping[str, str]) -> List[str]:
     if not files:
         raise InputDataError(f"no .csv file in data directory {data_dir!r}")
     for path in files:
-        with tf.io.gfile.GFile(path, "r") as f:
-            head = f.read(1 << 16)
-        rows = list(csv.reader(io.StringIO(head)))
+        rows = list(csv.reader(io.StringIO(_utf8_head(path))))
         if not rows or not any(cell.strip() for cell in rows[0]):
             raise InputDataError(f"{path}: file is empty (no header row)")
         if len(rows) < 2:
@@ -59,6 +58,20 @@ def check_csv_dir(data_dir: str, columns: Mapping[str, str]) -> List[str]:
                 f"header has {', '.join(rows[0])}"
             )
     return files
+
+
+def _utf8_head(path: str, size: int = 1 << 16) -> str:
+    """The first `size` bytes of a file as text; CsvExampleGen reads UTF-8 only."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        head = f.read(size)
+    try:
+        # Incremental: a character cut at the end of `head` is not an error.
+        return codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError as e:
+        raise InputDataError(
+            f"{path}: not UTF-8 text (byte 0x{head[e.start]:02x} at offset {e.start}); "
+            "re-encode it as UTF-8"
+        ) from None
 
 
 def contract_violations(

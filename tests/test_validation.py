@@ -39,6 +39,21 @@ def test_bad_csv_files_are_named(tmp_path, content, message):
         check_csv_dir(path, COLUMNS)
 
 
+def test_non_utf8_file_is_named(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_bytes("fare,trip_start_hour,payment_type\n1.5,3,Caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(InputDataError, match=r"data.csv: not UTF-8 text \(byte 0xe9 at offset 43\)"):
+        check_csv_dir(str(tmp_path), COLUMNS)
+
+
+def test_character_cut_at_the_end_of_the_checked_head_is_fine(tmp_path):
+    # Only the first 64 KiB are checked: put a two-byte character across that edge.
+    head = "fare,trip_start_hour,payment_type\n" + "1.5,3,Cash\n" * 5000 + "1.5,3,"
+    head += "x" * ((1 << 16) - 1 - len(head))
+    path = _write(tmp_path, head + "\u00e9\n")
+    assert check_csv_dir(path, COLUMNS) == [str(tmp_path / "data.csv")]
+
+
 def test_missing_or_empty_directory(tmp_path):
     with pytest.raises(InputDataError, match="does not exist"):
         check_csv_dir(str(tmp_path / "nope"), COLUMNS)
