@@ -4,26 +4,41 @@
 PY := .venv/bin/python
 UV := python3 -m uv
 
-.PHONY: help setup run test bench clean
+.PHONY: help setup browser run notebook test bench clean
 
 help:
 	@echo "make setup   create .venv/ from uv.lock (installs uv with pip if missing)"
 	@echo "make run     set up, then python local_runner.py \$$(ARGS)"
+	@echo "make notebook set up, then start Jupyter (classic) on 127.0.0.1:8888 in notebooks/"
 	@echo "make test    set up, then run the test suite (what CI runs)"
 	@echo "make bench   set up, then run the benchmarks in bench/"
 	@echo "make clean   remove generated outputs (not the environment)"
 
 setup: .venv/.synced
 
-.venv/.synced: pyproject.toml uv.lock
+.venv/.synced: pyproject.toml uv.lock notebooks/nbextensions/tfma_preload/main.js
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --python 3.10
+	@# TFMA's widget is a classic-notebook extension: enable it, and the project's
+	@# loader that makes its web components load cleanly (see its main.js), in the venv.
+	.venv/bin/jupyter nbextension install notebooks/nbextensions/tfma_preload --sys-prefix --overwrite
+	.venv/bin/jupyter nbextension enable tfma_preload/main --sys-prefix
+	.venv/bin/jupyter nbextension enable tensorflow_model_analysis/extension --sys-prefix
 	@touch $@
+
+# Headless Chromium for the notebook browser test (Debian packages).
+browser:
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 run: setup
 	$(PY) local_runner.py $(ARGS)
 
-test: setup
+notebook: setup
+	TF_USE_LEGACY_KERAS=1 .venv/bin/jupyter notebook --ip=127.0.0.1 --port=8888 --no-browser \
+	  --allow-root --NotebookApp.show_banner=False --notebook-dir=notebooks
+
+test: setup browser
 	$(PY) -m pytest $(ARGS)
 
 bench: setup

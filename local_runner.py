@@ -15,12 +15,10 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
 from taxi_pipeline import results, runner_flags
-from taxi_pipeline.layout import OutputLayout
+from taxi_pipeline.layout import DEFAULT_OUTPUT_DIR, OutputLayout
 from taxi_pipeline.pipeline import create_pipeline
 from taxi_pipeline.serving import config as serving_config
 from taxi_pipeline.validation import InputDataError
-
-DEFAULT_OUTPUT_DIR = os.path.join(runner_flags.REPO_ROOT, "outputs")
 
 
 def run(argv: Optional[Sequence[str]] = None) -> List[results.RunSummary]:

@@ -12,6 +12,8 @@ from taxi_pipeline.model_spec import ModelSpec
 
 # The repository checkout: embedded data and default output folders live in it.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where `local_runner.py` writes, and where the notebooks look, by default.
+DEFAULT_OUTPUT_DIR = os.path.join(REPO_ROOT, "outputs")
 
 
 @dataclasses.dataclass(frozen=True)

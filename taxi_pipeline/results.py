@@ -7,7 +7,7 @@ latest evaluation and pushed model without hand-copied paths.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
@@ -38,6 +38,20 @@ class RunSummary:
         return "\n".join(lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run of a pipeline and the live artifacts recorded in it, by type name."""
+
+    run_id: str
+    created_ms: int
+    artifacts: Mapping[str, Tuple[metadata_store_pb2.Artifact, ...]]
+
+    def latest(self, type_name: str) -> Optional[metadata_store_pb2.Artifact]:
+        """The newest artifact of `type_name` in this run, or None."""
+        found = self.artifacts.get(type_name, ())
+        return found[-1] if found else None
+
+
 def _store(metadata_path: str) -> metadata_store.MetadataStore:
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
@@ -45,16 +59,61 @@ def _store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def _custom_int(artifact: metadata_store_pb2.Artifact, key: str) -> Optional[int]:
+def custom_int(artifact: metadata_store_pb2.Artifact, key: str) -> Optional[int]:
+    """An integer custom property TFX sets (`blessed`, `pushed`), or None."""
     if key not in artifact.custom_properties:
         return None
     return artifact.custom_properties[key].int_value
 
 
-def sliced_metrics(evaluation_uri: str, names: Sequence[str]) -> List[Tuple[str, Dict[str, float]]]:
-    """(slice name, {metric: value}) for every slice of a TFMA evaluation,
-    the overall slice first; only the metrics in `names` are kept."""
-    result = tfma.load_eval_result(evaluation_uri)
+def pipeline_runs(metadata_path: str, pipeline_name: str) -> List[Run]:
+    """Every recorded run of `pipeline_name`, oldest first ([] when none).
+
+    TFX records each run as a `pipeline_run` child context of the pipeline;
+    outputs of failed executions are not LIVE and are left out.
+    """
+    store = _store(metadata_path)
+    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        return []
+    type_names = {t.id: t.name for t in store.get_artifact_types()}
+    contexts = sorted(
+        (c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == "pipeline_run"),
+        key=lambda c: (c.create_time_since_epoch, c.id),
+    )
+    runs = []
+    for context in contexts:
+        by_type: Dict[str, List[metadata_store_pb2.Artifact]] = {}
+        for artifact in sorted(store.get_artifacts_by_context(context.id), key=lambda a: a.id):
+            if artifact.state == metadata_store_pb2.Artifact.LIVE:
+                by_type.setdefault(type_names.get(artifact.type_id, ""), []).append(artifact)
+        runs.append(
+            Run(
+                run_id=context.name,
+                created_ms=context.create_time_since_epoch,
+                artifacts={kind: tuple(found) for kind, found in by_type.items()},
+            )
+        )
+    return runs
+
+
+SliceKey = Tuple[Tuple[str, object], ...]
+
+
+def slice_label(slice_key: SliceKey) -> str:
+    """'Overall' or 'feature = value, ...', as TFMA's views name slices."""
+    return "Overall" if not slice_key else ", ".join(f"{k} = {v}" for k, v in slice_key)
+
+
+def metric_values(
+    result: tfma.EvalResult, names: Optional[Sequence[str]] = None
+) -> List[Tuple[SliceKey, Dict[str, float]]]:
+    """(slice key, {metric: value}) for every slice of a loaded TFMA result,
+    the overall slice first, then by feature and value (numbers in order).
+
+    Keeps the scalar metrics in `names` (all of them when None), including
+    TFMA's `<name>_diff` against the baseline when the result has one.
+    """
     rows = []
     for slice_key, by_output in result.slicing_metrics:
         flat = {
@@ -62,17 +121,24 @@ def sliced_metrics(evaluation_uri: str, names: Sequence[str]) -> List[Tuple[str,
             for by_class in by_output.values()
             for metrics in by_class.values()
             for name, value in metrics.items()
+            if isinstance(value, dict) and ("doubleValue" in value or "value" in value)
         }
         values = {
             name: float(flat[name].get("doubleValue", flat[name].get("value", 0)))
-            for name in names
-            if isinstance(flat.get(name), dict)
+            for name in (flat if names is None else names)
+            if name in flat
         }
-        label = "Overall" if slice_key == () else ", ".join(f"{k} = {v}" for k, v in slice_key)
         order = [(k, (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))) for k, v in slice_key]
-        rows.append((order, label, values))
+        rows.append((order, tuple(slice_key), values))
     rows.sort(key=lambda row: row[0])
-    return [(label, values) for _, label, values in rows]
+    return [(key, values) for _, key, values in rows]
+
+
+def sliced_metrics(evaluation_uri: str, names: Sequence[str]) -> List[Tuple[str, Dict[str, float]]]:
+    """(slice name, {metric: value}) for every slice of a TFMA evaluation,
+    the overall slice first; only the metrics in `names` are kept."""
+    result = tfma.load_eval_result(evaluation_uri)
+    return [(slice_label(key), values) for key, values in metric_values(result, names)]
 
 
 def overall_metrics(evaluation_uri: str, names: Sequence[str]) -> Dict[str, float]:
@@ -85,39 +151,27 @@ def overall_metrics(evaluation_uri: str, names: Sequence[str]) -> Dict[str, floa
 
 def latest_run(metadata_path: str, pipeline_name: str) -> Optional[str]:
     """Name (run id) of the newest run of `pipeline_name`, or None."""
-    store = _store(metadata_path)
-    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline is None:
-        return None
-    # TFX records each run as a `pipeline_run` child context of the pipeline.
-    runs = [c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == "pipeline_run"]
-    if not runs:
-        return None
-    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name
+    runs = pipeline_runs(metadata_path, pipeline_name)
+    return runs[-1].run_id if runs else None
 
 
 def summarize(
     metadata_path: str, pipeline_name: str, headline_metrics: Sequence[str]
 ) -> RunSummary:
     """Blessing, headline metrics and pushed model of the newest run."""
-    store = _store(metadata_path)
-    run_id = latest_run(metadata_path, pipeline_name)
-    if run_id is None:
+    runs = pipeline_runs(metadata_path, pipeline_name)
+    if not runs:
         raise LookupError(f"no run of pipeline {pipeline_name!r} in {metadata_path}")
-    summary = RunSummary(pipeline_name=pipeline_name, run_id=run_id)
-    run = store.get_context_by_type_and_name("pipeline_run", run_id)
-    artifacts: List[metadata_store_pb2.Artifact] = store.get_artifacts_by_context(run.id)
-    type_names = {t.id: t.name for t in store.get_artifact_types()}
-    for artifact in sorted(artifacts, key=lambda a: a.id):
-        kind = type_names.get(artifact.type_id)
-        if kind == "ModelEvaluation":
-            summary.evaluation_uri = artifact.uri
-        elif kind == "ModelBlessing":
-            summary.blessed = _custom_int(artifact, "blessed") == 1
-        elif kind == "PushedModel" and _custom_int(artifact, "pushed") == 1:
-            summary.pushed_model = artifact.custom_properties[
-                "pushed_destination"
-            ].string_value
-    if summary.evaluation_uri:
-        summary.metrics = overall_metrics(summary.evaluation_uri, headline_metrics)
+    run = runs[-1]
+    summary = RunSummary(pipeline_name=pipeline_name, run_id=run.run_id)
+    evaluation = run.latest("ModelEvaluation")
+    blessing = run.latest("ModelBlessing")
+    pushed = run.latest("PushedModel")
+    if blessing is not None:
+        summary.blessed = custom_int(blessing, "blessed") == 1
+    if pushed is not None and custom_int(pushed, "pushed") == 1:
+        summary.pushed_model = pushed.custom_properties["pushed_destination"].string_value
+    if evaluation is not None:
+        summary.evaluation_uri = evaluation.uri
+        summary.metrics = overall_metrics(evaluation.uri, headline_metrics)
     return summary

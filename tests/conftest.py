@@ -44,6 +44,21 @@ def taxi_run(tmp_path_factory, taxi_slice_dir):
     return _run_pipeline(tmp_path_factory, "taxi", taxi_slice_dir, 150)
 
 
+@pytest.fixture(scope="session")
+def taxi_rerun(taxi_run, taxi_slice_dir):
+    """A second taxi run with unchanged inputs into the same output folder: it
+    reuses the cache and evaluates against the first run's blessed model.
+    Returns (output dir, first RunSummary, second RunSummary)."""
+    import local_runner
+
+    output_dir, first = taxi_run
+    (second,) = local_runner.run(
+        ["--data", taxi_slice_dir, "--output_dir", output_dir,
+         "--train_steps", "150", "--eval_steps", "5"]
+    )
+    return output_dir, first, second
+
+
 def raw_instances(frame: pd.DataFrame, columns) -> list:
     """CSV rows as tf.Transform instance dicts; empty cells become no value."""
     casts = {"INT": int, "FLOAT": float, "STRING": str.encode}

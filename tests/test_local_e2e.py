@@ -11,6 +11,7 @@ from ml_metadata.proto import metadata_store_pb2
 import local_runner
 from models.taxi import features
 from taxi_pipeline import results
+from taxi_pipeline.explore import data, outputs
 from taxi_pipeline.examples import to_tf_example
 from taxi_pipeline.layout import OutputLayout
 from taxi_pipeline.serving import config
@@ -68,12 +69,8 @@ def _states_of_latest_run(metadata_path):
     }
 
 
-def test_rerun_with_unchanged_inputs_reuses_the_cache(taxi_run, taxi_slice_dir):
-    output_dir, first = taxi_run
-    (second,) = local_runner.run(
-        ["--data", taxi_slice_dir, "--output_dir", output_dir,
-         "--train_steps", "150", "--eval_steps", "5"]
-    )
+def test_rerun_with_unchanged_inputs_reuses_the_cache(taxi_rerun):
+    output_dir, first, second = taxi_rerun
     states = _states_of_latest_run(OutputLayout(output_dir).metadata_path)
     for stage in ("CsvExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer"):
         assert states[stage] == "CACHED", (stage, states)
@@ -107,3 +104,8 @@ def test_wrong_column_type_stops_before_training(tmp_path, taxi_frame):
     message = _bad_run(tmp_path, frame.to_csv(index=False))
     assert "column 'trip_miles' holds STRING values, the model expects FLOAT" in message
     assert "Transform" not in os.listdir(tmp_path / "out" / "pipelines" / "chicago-taxi")
+    # The notebooks still find the statistics that explain the stop, and say there is no evaluation.
+    found = outputs.find(str(tmp_path / "out"), "taxi")
+    assert data.statistics(found)["train"].datasets[0].num_examples > 0
+    with pytest.raises(outputs.OutputNotFound, match="1 run.* but no evaluation: every run stopped before the Evaluator"):
+        found.latest_evaluation()
