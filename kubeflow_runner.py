@@ -2,6 +2,7 @@
 
     python kubeflow_runner.py [--pipeline taxi|ner|all] [--output_dir DIR]
         [--image IMAGE] [--pipeline_root URI] [--data URI] [--serving_dir URI]
+        [--tf_serving_tag TAG | --no_infra_validation]
         [--upload --endpoint URL [--experiment NAME] [--run]] [-- beam args]
 
 Writes one pipeline package (`<pipeline>.yaml`, a KFP PipelineSpec) per model,
@@ -24,6 +25,7 @@ from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import (
 )
 
 from taxi_pipeline import runner_flags
+from taxi_pipeline.infra_validation import DEFAULT_TF_SERVING_TAG
 from taxi_pipeline.model_spec import ModelSpec
 from taxi_pipeline.pipeline import create_pipeline
 
@@ -52,6 +54,17 @@ def _parser():
         "--serving_dir",
         help="TF Serving model base folder the Pusher writes <name>/<version>/ into "
         "(default: <pipeline_root>/serving_model)",
+    )
+    p.add_argument(
+        "--tf_serving_tag",
+        default=DEFAULT_TF_SERVING_TAG,
+        help="tensorflow/serving image tag the InfraValidator loads each model in before the "
+        "push (default: %(default)s); the task needs deploy/infra-validator-rbac.yaml",
+    )
+    p.add_argument(
+        "--no_infra_validation",
+        action="store_true",
+        help="leave InfraValidator out (for clusters where tasks may not start pods)",
     )
     p.add_argument("--upload", action="store_true", help="upload each package with the kfp client (a new version when the pipeline exists)")
     p.add_argument("--endpoint", help="KFP API endpoint for --upload, e.g. http://localhost:8080")
@@ -87,6 +100,8 @@ def compile_pipeline(model: ModelSpec, args, beam_args: Sequence[str]) -> dict:
         train_steps=args.train_steps,
         eval_steps=args.eval_steps,
         beam_pipeline_args=beam_args,
+        servability_check=not args.no_infra_validation,
+        tf_serving_tag=args.tf_serving_tag,
     )
     runner = KubeflowV2DagRunner(config=KubeflowV2DagRunnerConfig(default_image=args.image))
     job = runner.run(pipeline, write_out=False)

@@ -27,6 +27,7 @@ from tfx.types.channel import Channel
 from tfx.types.standard_artifacts import Model, ModelBlessing
 
 from taxi_pipeline.components import DataGate, EvaluationSummary
+from taxi_pipeline.infra_validation import cluster_infra_validator, local_serving_check
 from taxi_pipeline.model_spec import ModelSpec
 
 
@@ -41,12 +42,18 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     enable_cache: bool = True,
+    servability_check: bool = True,
+    tf_serving_tag: Optional[str] = None,
 ) -> Pipeline:
     """ExampleGen → statistics, schema, validation gate → Transform → Trainer →
-    Evaluator (against the latest blessed model) → Pusher.
+    Evaluator (against the latest blessed model) + servability check → Pusher.
 
     `serving_model_dir` is the TF Serving model base path: the model is pushed
-    to `<serving_model_dir>/<version>/`, and only when the Evaluator blesses it.
+    to `<serving_model_dir>/<version>/`, and only when both the Evaluator and
+    the servability check bless it (without `servability_check`, the Evaluator
+    alone). The check is TFX's InfraValidator with
+    `tensorflow/serving:<tf_serving_tag>` on Kubernetes when a tag is given
+    (Kubeflow: it starts a pod), else the local TF Serving-API server's loader.
     """
     example_gen = model.example_gen(data_root)
     statistics_gen = StatisticsGen(
@@ -100,9 +107,19 @@ def create_pipeline(
         blessing=evaluator.outputs["blessing"],
         headline_metrics=json.dumps(list(model.headline_metrics)),
     )
+    infra_validator = None
+    if servability_check and tf_serving_tag:
+        infra_validator = cluster_infra_validator(
+            model, trainer.outputs["model"], example_gen.outputs["examples"], tf_serving_tag
+        )
+    elif servability_check:
+        infra_validator = local_serving_check(
+            model, trainer.outputs["model"], example_gen.outputs["examples"]
+        )
     pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"] if infra_validator else None,
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=serving_model_dir
@@ -123,6 +140,7 @@ def create_pipeline(
             baseline_resolver,
             evaluator,
             summary,
+            *([infra_validator] if infra_validator else []),
             pusher,
         ],
         enable_cache=enable_cache,

@@ -1,5 +1,6 @@
 """kubeflow_runner.py: packages KFP accepts, with the right DAG, image and roots."""
 
+import json
 import os
 
 import kfp
@@ -50,6 +51,9 @@ def test_package_loads_in_kfp_with_the_full_dag(packages, name):
     assert "DataGate" in tasks["Transform"].dependent_tasks
     assert "Trainer" in tasks["Evaluator"].dependent_tasks
     assert "Evaluator" in tasks["Pusher"].dependent_tasks
+    # InfraValidator loads the model in TF Serving on the cluster before the push.
+    assert "Trainer" in tasks["InfraValidator"].dependent_tasks
+    assert tasks["Pusher"].inputs.artifacts["infra_blessing"].task_output_artifact.producer_task == "InfraValidator"
     # The run page shows the headline metrics and a Markdown evaluation summary.
     outputs = spec.components["EvaluationSummary"].output_definitions.artifacts
     assert outputs["metrics"].artifact_type.instance_schema.startswith("title: system.Metrics")
@@ -71,6 +75,38 @@ def test_image_parameters_and_beam_args_reach_the_tasks(packages, name):
     folder, name = os.path.split(f"{kubeflow_runner.IMAGE_WORKDIR}/{data}")
     assert f"{folder}/{name}" in text or (folder in text and name in text)
     assert f"gs://bucket/tfx/serving_model/{model.serving_name}" in text
+
+
+def _parameters(task) -> dict:
+    return {k: json.loads(v.runtime_value.constant_value.string_value) for k, v in task.inputs.parameters.items()}
+
+
+def test_infra_validator_runs_tf_serving_on_kubernetes(packages):
+    spec = _spec(packages["chicago-taxi"])
+    task = spec.root.dag.tasks["InfraValidator"]
+    parameters = _parameters(task)
+    assert parameters["serving_spec"] == {"tensorflow_serving": {"tags": ["2.16.1"]}, "kubernetes": {}}
+    assert parameters["request_spec"]["tensorflow_serving"]["signature_names"] == ["score_stored_examples"]
+    executor = spec.deployment_spec.fields["executors"].struct_value.fields[
+        spec.components[task.component_ref.name].executor_label
+    ].struct_value.fields["container"].struct_value.fields
+    args = [a.string_value for a in executor["args"].list_value.values]
+    assert args[args.index("--executor_class_path") + 1] == "taxi_pipeline.infra_validation.ClusterExecutor"
+
+
+def test_infra_validation_can_be_left_out(tmp_path):
+    (path,) = kubeflow_runner.run(
+        ["--pipeline", "taxi", "--output_dir", str(tmp_path), "--no_infra_validation",
+         "--pipeline_root", "gs://bucket/tfx"]
+    )
+    tasks = _spec(path).root.dag.tasks
+    assert "InfraValidator" not in tasks and "infra_blessing" not in tasks["Pusher"].inputs.artifacts
+    (path,) = kubeflow_runner.run(
+        ["--pipeline", "taxi", "--output_dir", str(tmp_path), "--tf_serving_tag", "2.17.0",
+         "--pipeline_root", "gs://bucket/tfx"]
+    )
+    serving = _parameters(_spec(path).root.dag.tasks["InfraValidator"])["serving_spec"]
+    assert serving["tensorflow_serving"]["tags"] == ["2.17.0"]
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ STAGES = {
     "latest_blessed_model_resolver",
     "Evaluator",
     "EvaluationSummary",
+    "InfraValidator",
     "Pusher",
 }
 
@@ -44,6 +45,11 @@ def test_every_stage_in_dependency_order(name, tmp_path):
     assert by_id["DataGate"] in by_id["Transform"].upstream_nodes
     assert by_id["ExampleValidator"] in by_id["DataGate"].upstream_nodes
     assert by_id["Evaluator"] in by_id["Pusher"].upstream_nodes
+    # The Pusher also needs the servability check's blessing: locally, the local server's loader.
+    assert by_id["InfraValidator"] in by_id["Pusher"].upstream_nodes
+    assert type(by_id["InfraValidator"]).__name__ == "LocalServingCheck"
+    _, unchecked = _build(name, tmp_path, servability_check=False)
+    assert "InfraValidator" not in {c.id for c in unchecked.components}
 
 
 @pytest.mark.parametrize("name", models.available())
