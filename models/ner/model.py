@@ -8,7 +8,7 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
-from models.ner import features, preprocessing
+from models.ner import decoding, features, preprocessing
 from models.ner.metrics import PAD
 from taxi_pipeline.training import without_autograph
 
@@ -26,7 +26,7 @@ class Hyperparameters:
     char_filters: int = 64
     lstm_units: int = 100
     dropout: float = 0.5
-    learning_rate: float = 0.005
+    learning_rate: float = 0.01
     batch_size: int = 32
     min_token_count: int = 2
     seed: int = 42
@@ -65,7 +65,7 @@ def _char_cnn(char_ids: tf.Tensor, buckets: int, hparams: Hyperparameters) -> tf
     return tf.keras.layers.TimeDistributed(tf.keras.layers.GlobalMaxPooling1D())(x)
 
 
-def build_keras_model(sizes: Dict[str, int], hparams: Hyperparameters) -> tf.keras.Model:
+def build_keras_model(sizes: Dict[str, int], hparams: Hyperparameters, train_steps: int) -> tf.keras.Model:
     """Embeddings of token, suffix and shape, and a character CNN per token
     → Bi-LSTM → softmax over tags.
 
@@ -99,7 +99,10 @@ def build_keras_model(sizes: Dict[str, int], hparams: Hyperparameters) -> tf.ker
     model = tf.keras.Model(inputs, outputs)
     model.compile(
         loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-        optimizer=tf.keras.optimizers.Adam(learning_rate=hparams.learning_rate),
+        # Cosine decay to zero over the run: the last steps refine instead of bouncing.
+        optimizer=tf.keras.optimizers.Adam(
+            learning_rate=tf.keras.optimizers.schedules.CosineDecay(hparams.learning_rate, train_steps)
+        ),
         weighted_metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
     )
     return without_autograph(model)
@@ -111,6 +114,9 @@ class _Tagger(tf.Module):
     def __init__(self, model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput):
         super().__init__()
         self.model = model
+        # Output index 0 is padding, i is tag vocabulary entry i - 1, the last the OOV bucket.
+        tags = [t.decode() for t in tf_transform_output.vocabulary_by_name(preprocessing.TAG_VOCAB)]
+        self.allowed, self.first = decoding.iob_transitions(["<pad>", *tags, "<oov>"])
         self.tft_layer = tf_transform_output.transform_features_layer()
         self.raw_spec = tf_transform_output.raw_feature_spec()
         self.tag_table = tf.lookup.StaticHashTable(
@@ -128,8 +134,9 @@ class _Tagger(tf.Module):
         """(tag strings, token mask) for raw features; both [batch, tokens]."""
         transformed = self.tft_layer(raw)
         ids = {k: _dense(transformed[k]) for k in MODEL_INPUTS}
-        predicted = tf.argmax(self.model(ids), axis=-1)
         mask = ids[features.TOKEN_IDS] > 0
+        log_probs = tf.math.log(self.model(ids) + 1e-9)
+        predicted = decoding.viterbi(log_probs, mask, self.allowed, self.first)
         return self.tag_table.lookup(predicted - 1), mask
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
@@ -187,7 +194,9 @@ def run_fn(fn_args: FnArgs) -> None:
         _input_fn(files, fn_args.data_accessor, tf_transform_output, hparams.batch_size)
         for files in (fn_args.train_files, fn_args.eval_files)
     )
-    model = build_keras_model(preprocessing.vocabulary_sizes(tf_transform_output), hparams)
+    model = build_keras_model(
+        preprocessing.vocabulary_sizes(tf_transform_output), hparams, fn_args.train_steps
+    )
     model.fit(
         train,
         steps_per_epoch=fn_args.train_steps,
