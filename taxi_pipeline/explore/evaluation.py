@@ -6,10 +6,11 @@ tables are saved with the notebook and render on GitHub and in nbconvert HTML.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import pandas as pd
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.view import view_types
 
 from taxi_pipeline import results
 from taxi_pipeline.explore.outputs import Evaluation
@@ -17,9 +18,9 @@ from taxi_pipeline.explore.outputs import Evaluation
 _DIFF = "_diff"
 
 
-def _model_names(result: tfma.EvalResult):
+def _model_names(result: tfma.EvalResult) -> Tuple[str, Optional[str]]:
     """(candidate, baseline) model names in the result's config; baseline None if absent."""
-    candidate = baseline = None
+    candidate, baseline = "", None
     for spec in result.config.model_specs:
         if spec.is_baseline:
             baseline = spec.name
@@ -69,7 +70,7 @@ def comparison_table(evaluation: Evaluation, names: Sequence[str]) -> Optional[p
     None when the evaluation had no baseline (the first blessed model).
     """
     result = load(evaluation)
-    candidate_name, baseline_name = _model_names(result)
+    _, baseline_name = _model_names(result)
     if baseline_name is None:
         return None
     candidate = dict(results.metric_values(result, names))[()]
@@ -172,6 +173,6 @@ def history_table(evaluations: Sequence[Evaluation], names: Sequence[str]) -> pd
     return pd.DataFrame(rows).set_index("run")
 
 
-def time_series(evaluations: Sequence[Evaluation]) -> tfma.view.EvalResults:
+def time_series(evaluations: Sequence[Evaluation]) -> view_types.EvalResults:
     """The evaluations as one TFMA EvalResults, for `tfma.view.render_time_series`."""
     return tfma.make_eval_results([load(e) for e in evaluations], tfma.MODEL_CENTRIC_MODE)
