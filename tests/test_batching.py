@@ -1,6 +1,7 @@
 """Server-side batching: concurrent callers share calls and get their own rows."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -32,6 +33,7 @@ def test_concurrent_requests_are_merged_and_split_back():
 
     def call(inputs):
         calls.append(len(inputs["x"]))
+        time.sleep(0.005)  # a model call takes time: the other callers arrive meanwhile
         return {"double": inputs["x"] * 2, "sum": inputs["x"].sum(axis=1)}
 
     batcher = Batcher(max_batch_size=64, batch_timeout_micros=200_000)
@@ -77,3 +79,34 @@ def test_full_batches_run_directly(rows):
     batcher = Batcher(max_batch_size=64, batch_timeout_micros=10_000_000)
     out = batcher.run("m", lambda inputs: {"y": inputs["x"]}, {"x": np.zeros((rows, 1))})
     assert out["y"].shape == (rows, 1)
+
+
+def test_a_lone_request_runs_at_once_in_its_own_thread():
+    threads = []
+
+    def call(inputs):
+        threads.append(threading.get_ident())
+        return {"y": inputs["x"] + 1}
+
+    batcher = Batcher(max_batch_size=16, batch_timeout_micros=1_000_000)
+    assert batcher.run("model", call, {"x": np.ones((1, 2))})["y"].tolist() == [[2, 2]]
+    assert threads == [threading.get_ident()], "no hand-off to the batching thread"
+
+
+def test_requests_arriving_during_a_lone_call_do_not_wait_for_it():
+    release = threading.Event()
+
+    def call(inputs):
+        if inputs["x"][0, 0] == 0:
+            release.wait(10)
+        return {"y": inputs["x"] * 10}
+
+    batcher = Batcher(max_batch_size=16, batch_timeout_micros=1_000_000)
+    slow = threading.Thread(target=batcher.run, args=("model", call, {"x": np.zeros((1, 1))}))
+    slow.start()
+    time.sleep(0.05)
+    started = time.monotonic()
+    assert batcher.run("model", call, {"x": np.ones((1, 1))})["y"].tolist() == [[10]]
+    assert time.monotonic() - started < 0.5, "it ran beside the slow call, not after it or its timeout"
+    release.set()
+    slow.join()

@@ -5,7 +5,9 @@ inputs have the same trailing shapes, are stacked along the batch dimension
 into one call, and each caller gets its own rows of the outputs back. A batch
 runs when it is full, when it holds every request now in flight for its
 signature (a lone caller never waits), or when the oldest request has waited
-`batch_timeout_micros`. One thread per signature runs the batches.
+`batch_timeout_micros`. One thread per signature runs the batches; a request
+that arrives while nothing else of its signature is running or queued runs at
+once in its own thread, sparing it two thread hand-offs.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.timeout = batch_timeout_micros / 1e6
         self._queues: Dict[Hashable, "queue.Queue[_Request]"] = {}
-        self._in_flight: Dict[Hashable, int] = {}
+        self._in_flight: Dict[Hashable, int] = {}  # queued and not yet answered
+        self._running_alone: Dict[Hashable, bool] = {}
         self._lock = threading.Lock()
 
     def run(self, key: Hashable, call: Callable[[Inputs], Outputs], inputs: Inputs) -> Outputs:
@@ -47,6 +50,16 @@ class Batcher:
         if request.rows >= self.max_batch_size:
             return call(inputs)
         key = (key, shapes)
+        with self._lock:
+            alone = not self._in_flight.get(key) and not self._running_alone.get(key)
+            if alone:
+                self._running_alone[key] = True
+        if alone:
+            try:
+                return call(inputs)
+            finally:
+                with self._lock:
+                    self._running_alone[key] = False
         with self._lock:
             pending = self._queues.get(key)
             if pending is None:
