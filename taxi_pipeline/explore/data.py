@@ -21,14 +21,10 @@ from taxi_pipeline.explore.outputs import ModelOutputs
 
 def _split_dirs(outputs: ModelOutputs, type_name: str) -> Dict[str, str]:
     """{split: folder} of the newest `type_name` artifact, in the order TFX lists them."""
-    for run in reversed(outputs.runs):
-        artifact = run.latest(type_name)
-        if artifact is not None:
-            # `split_names` is a declared property of these artifact types.
-            names = artifact_utils.decode_split_names(artifact.properties["split_names"].string_value)
-            return {name: os.path.join(artifact.uri, f"Split-{name}") for name in names}
-    outputs.latest_uri(type_name)  # raises OutputNotFound naming what is missing
-    return {}
+    artifact = outputs.latest_artifact(type_name)
+    # `split_names` is a declared property of these artifact types.
+    names = artifact_utils.decode_split_names(artifact.properties["split_names"].string_value)
+    return {name: os.path.join(artifact.uri, f"Split-{name}") for name in names}
 
 
 def statistics(outputs: ModelOutputs) -> Dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
@@ -41,7 +37,7 @@ def statistics(outputs: ModelOutputs) -> Dict[str, statistics_pb2.DatasetFeature
 
 def schema(outputs: ModelOutputs) -> schema_pb2.Schema:
     """The schema SchemaGen inferred."""
-    return tfdv.load_schema_text(os.path.join(outputs.latest_uri("Schema"), "schema.pbtxt"))
+    return tfdv.load_schema_text(os.path.join(outputs.latest_artifact("Schema").uri, "schema.pbtxt"))
 
 
 def anomalies(outputs: ModelOutputs) -> Dict[str, anomalies_pb2.Anomalies]:

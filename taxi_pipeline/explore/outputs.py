@@ -11,6 +11,8 @@ import datetime
 import os
 from typing import List, Optional
 
+from ml_metadata.proto import metadata_store_pb2
+
 import models
 from taxi_pipeline import results
 from taxi_pipeline.layout import DEFAULT_OUTPUT_DIR, OutputLayout
@@ -43,12 +45,12 @@ class ModelOutputs:
     output_dir: str
     runs: List[results.Run]
 
-    def latest_uri(self, type_name: str) -> str:
-        """URI of the newest `type_name` artifact (e.g. "ExampleStatistics")."""
+    def latest_artifact(self, type_name: str) -> metadata_store_pb2.Artifact:
+        """The newest `type_name` artifact (e.g. "ExampleStatistics") in any run."""
         for run in reversed(self.runs):
             artifact = run.latest(type_name)
             if artifact is not None:
-                return artifact.uri
+                return artifact
         raise OutputNotFound(
             f"no {type_name} artifact in any of the {len(self.runs)} run(s) of the "
             f"{self.model.pipeline_name} pipeline in {self.output_dir}"
