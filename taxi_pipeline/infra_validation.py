@@ -111,7 +111,7 @@ def serving_problem(saved_model_dir: str, signature_name: str, serialized_exampl
     """Why the model cannot serve, or "" when it can: it loads as a version of
     the local TF Serving-API server, has `serving_default` (what TF Serving
     answers by default), and answers every example through `signature_name`."""
-    from taxi_pipeline.serving.models import ModelManager
+    from taxi_pipeline.serving.models import ModelManager  # only where the check runs
 
     with tempfile.TemporaryDirectory() as base:
         os.symlink(os.path.abspath(saved_model_dir), os.path.join(base, "1"))
@@ -158,7 +158,7 @@ def LocalServingCheck(
 
 def local_serving_check(
     model: ModelSpec, trained_model: types.BaseChannel, examples: types.BaseChannel
-):
+) -> base_component.BaseComponent:
     """The local stand-in for `cluster_infra_validator`, same inputs and output."""
     return LocalServingCheck(
         model=trained_model,
