@@ -6,6 +6,7 @@ tables are saved with the notebook and render on GitHub and in nbconvert HTML.
 
 from __future__ import annotations
 
+import functools
 from typing import List, Optional, Sequence, Tuple
 
 import pandas as pd
@@ -29,8 +30,13 @@ def _model_names(result: tfma.EvalResult) -> Tuple[str, Optional[str]]:
     return candidate, baseline
 
 
+@functools.lru_cache(maxsize=None)
 def load(evaluation: Evaluation) -> tfma.EvalResult:
-    """The candidate model's result of an evaluation (diffs included when there is a baseline)."""
+    """The candidate model's result of an evaluation (diffs included when there is a baseline).
+
+    Cached: a notebook's tables, charts and views all read the same results,
+    which TFMA would otherwise parse from disk once per use.
+    """
     return tfma.load_eval_result(evaluation.uri)
 
 
