@@ -4,10 +4,11 @@
 PY := .venv/bin/python
 UV := python3 -m uv
 
-.PHONY: help setup browser run notebook test bench clean
+.PHONY: help setup browser native native-deps run notebook test bench clean
 
 help:
 	@echo "make setup   create .venv/ from uv.lock (installs uv with pip if missing)"
+	@echo "make native build the C++ gRPC front of the local model server (build/native/)"
 	@echo "make run     set up, then python local_runner.py \$$(ARGS)"
 	@echo "make notebook set up, then start Jupyter (classic) on 127.0.0.1:8888 in notebooks/"
 	@echo "make test    set up, then run the test suite (what CI runs)"
@@ -31,6 +32,37 @@ browser:
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
+# The local model server's C++ gRPC front and the serving benchmark's load
+# generator, against Debian's gRPC; C++ protos come from the installed
+# tensorflow-serving-api's descriptors (taxi_pipeline/serving/native/protos.py).
+NATIVE := build/native
+NATIVE_SRC := taxi_pipeline/serving/native
+NATIVE_PROTOS := tensorflow_serving/apis/predict.proto tensorflow_serving/apis/model.proto \
+  tensorflow/core/framework/tensor.proto tensorflow/core/framework/tensor_shape.proto \
+  tensorflow/core/framework/types.proto tensorflow/core/framework/resource_handle.proto
+CXXFLAGS := -O2 -std=c++17 -Wall -I$(NATIVE)/gen
+
+native: $(NATIVE)/serving_front $(NATIVE)/serving_load
+
+native-deps:
+	@pkg-config --exists grpc++ protobuf && test -x /usr/bin/grpc_cpp_plugin || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	   g++ pkg-config libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc >/dev/null)
+
+$(NATIVE)/gen/.stamp: $(NATIVE_SRC)/protos.py uv.lock | setup native-deps
+	rm -rf $(NATIVE)/gen && mkdir -p $(NATIVE)/gen
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m taxi_pipeline.serving.native.protos $(NATIVE)/gen/api.pb >/dev/null
+	protoc --descriptor_set_in=$(NATIVE)/gen/api.pb --cpp_out=$(NATIVE)/gen $(NATIVE_PROTOS)
+	@touch $@
+
+$(NATIVE)/serving_front: $(NATIVE_SRC)/front.cc $(NATIVE)/gen/.stamp
+	g++ $(CXXFLAGS) -o $@ $< $(addprefix $(NATIVE)/gen/,$(NATIVE_PROTOS:.proto=.pb.cc)) \
+	  $$(pkg-config --cflags --libs grpc++ protobuf) -lpthread
+
+$(NATIVE)/serving_load: $(NATIVE_SRC)/load.cc | native-deps
+	mkdir -p $(NATIVE)
+	g++ $(CXXFLAGS) -o $@ $< $$(pkg-config --cflags --libs grpc++) -lpthread
+
 run: setup
 	$(PY) local_runner.py $(ARGS)
 
@@ -38,11 +70,11 @@ notebook: setup
 	TF_USE_LEGACY_KERAS=1 .venv/bin/jupyter notebook --ip=127.0.0.1 --port=8888 --no-browser \
 	  --allow-root --NotebookApp.show_banner=False --notebook-dir=notebooks
 
-test: setup browser
+test: setup browser native
 	$(PY) -m pytest $(ARGS)
 
-bench: setup
+bench: setup native
 	$(PY) bench/taxi_vs_reference.py
 
 clean:
-	rm -rf outputs
+	rm -rf outputs build

@@ -2,12 +2,18 @@
 
 Measures, in one run on loopback: batch-1 latency p50/p99 of the taxi model
 in-process and through `python -m taxi_pipeline.serving` (its own process,
-batching on), throughput of 16 concurrent gRPC clients sending single
+batching on, with the C++ gRPC front when built) called by the project's
+Python client, throughput of 16 concurrent gRPC clients sending single
 examples against in-process calls at batch 16, and NER latency per sentence.
 Targets: gRPC p50 <= in-process p50 + 1 ms; 16 single-example clients >= 0.5x
 the in-process batch-16 throughput.
 
-    .venv/bin/python bench/serving.py [--serving_root outputs/serving_model]
+The 16 clients are `serving_load` (C++, `make native`): 16 threads, each with
+its own connection, sending one example and waiting for the answer. Python
+clients would spend more CPU than the server on these two cores and measure
+themselves; their number is printed too, for reference.
+
+    make native && .venv/bin/python bench/serving.py [--serving_root outputs/serving_model]
 
 Needs pushed models: run `python local_runner.py --pipeline all` first.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import socket
 import subprocess
@@ -32,7 +39,11 @@ import tensorflow as tf  # noqa: E402
 
 import models  # noqa: E402
 from taxi_pipeline.examples import to_tf_example  # noqa: E402
+from taxi_pipeline.serving.__main__ import NATIVE_FRONT  # noqa: E402
 from taxi_pipeline.serving.client import ServingClient  # noqa: E402
+from tensorflow_serving.apis import predict_pb2  # noqa: E402
+
+LOAD = os.path.join(os.path.dirname(NATIVE_FRONT), "serving_load")
 
 SENTENCES = ["London on Monday evening", "Angela Merkel met Kofi Annan in Zürich on Friday .",
              "Oil prices fell on Tuesday as OPEC agreed to raise output ."]
@@ -82,6 +93,24 @@ def _throughput(worker, clients: int, seconds: float) -> float:
     return sum(counts) / seconds
 
 
+def _load(port: int, examples: np.ndarray, seconds: float) -> float:
+    """Examples per second answered to 16 `serving_load` clients sending `examples`."""
+    if not os.access(LOAD, os.X_OK):
+        sys.exit(f"{LOAD} is not built: run `make native`")
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "chicago_taxi"
+    request.inputs["examples"].CopyFrom(tf.make_tensor_proto(examples))
+    with open(os.path.join(REPO, "build", "native", "bench_predict.bin"), "wb") as f:
+        f.write(request.SerializeToString())
+    result = json.loads(subprocess.run(
+        [LOAD, "--target", f"127.0.0.1:{port}", "--request", f.name, "--clients", "16", "--seconds", str(seconds)],
+        check=True, capture_output=True, text=True,
+    ).stdout)
+    if result["failed"]:
+        sys.exit(f"{result['failed']} of the load's calls failed: {result['error']}")
+    return result["ok"] * len(examples) / result["seconds"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--serving_root", default=os.path.join(REPO, "outputs", "serving_model"))
@@ -107,7 +136,8 @@ def main() -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "taxi_pipeline.serving", "--port", str(port), "--rest_api_port", "0",
          "--model_config_file", os.path.join(args.serving_root, "models.config"),
-         "--enable_batching", "--max_batch_size", "16", "--batch_timeout_micros", "1000"],
+         "--enable_batching", "--max_batch_size", "16", "--batch_timeout_micros", "5000",
+         "--native_front", "on" if os.access(NATIVE_FRONT, os.X_OK) else "off"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -133,7 +163,8 @@ def main() -> None:
             local_idx.client.predict("chicago_taxi", {"examples": examples[:1]})
             return 1
 
-        grpc_throughput = _throughput(one_example, 16, args.seconds)
+        python_throughput = _throughput(one_example, 16, args.seconds)
+        grpc_throughput = _load(port, examples[:1], args.seconds)
     finally:
         server.terminate()
         server.wait()
@@ -151,6 +182,7 @@ def main() -> None:
     print(f"taxi throughput: in-process batch 16 {local_throughput:.0f} ex/s; "
           f"16 gRPC clients x 1 example {grpc_throughput:.0f} ex/s "
           f"(ratio {grpc_throughput / local_throughput:.2f}, target >= 0.50)")
+    print(f"  (16 Python client threads in one process, for reference: {python_throughput:.0f} ex/s)")
     print(f"gRPC p50 overhead {g50 - l50:.2f} ms (target <= 1 ms)")
 
 

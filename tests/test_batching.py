@@ -59,6 +59,22 @@ def test_a_bad_request_fails_alone():
     assert [r["y"][0][0] for i, r in enumerate(results) if i != 1] == [2, 3, 4]
 
 
+def test_outputs_not_one_row_per_input_row_are_answered_alone():
+    calls = []
+
+    def call(inputs):
+        calls.append(len(inputs["x"]))
+        time.sleep(0.005)
+        return {"total": inputs["x"].sum()}  # one number for the whole batch
+
+    batcher = Batcher(max_batch_size=64, batch_timeout_micros=200_000)
+    inputs = [{"x": np.array([[i, 1.0]])} for i in range(8)]
+    results, errors = _concurrently(batcher, call, inputs)
+    assert errors == [None] * 8
+    assert [float(r["total"]) for r in results] == [i + 1.0 for i in range(8)]
+    assert any(n > 1 for n in calls), "a merged call was tried"
+
+
 def test_different_trailing_shapes_are_never_merged():
     seen = []
 

@@ -18,14 +18,23 @@ from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_
 import models
 from taxi_pipeline.examples import to_tf_example
 from taxi_pipeline.serving import config
-from taxi_pipeline.serving.__main__ import Server
+from taxi_pipeline.serving.__main__ import NATIVE_FRONT, Server
 from taxi_pipeline.serving.batching import Batcher
 from taxi_pipeline.serving.client import ServingClient
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, taxi_run, ner_run):
-    """A server on free loopback ports over copies of both pushed models."""
+def native_front() -> str:
+    """The built C++ front; `make test` builds it first."""
+    if not os.access(NATIVE_FRONT, os.X_OK):
+        pytest.fail(f"{NATIVE_FRONT} is not built: run `make native` (or `make test`)")
+    return NATIVE_FRONT
+
+
+@pytest.fixture(scope="module", params=["python", "native"])
+def served(request, tmp_path_factory, taxi_run, ner_run):
+    """A server on free loopback ports over copies of both pushed models, its
+    gRPC answered by Python itself or by the C++ front before it: every gRPC
+    test runs against both."""
     root = tmp_path_factory.mktemp("serving")
     pushed = {"chicago_taxi": taxi_run[1].pushed_model, "ner": ner_run[1].pushed_model}
     for name, path in pushed.items():
@@ -33,7 +42,8 @@ def served(tmp_path_factory, taxi_run, ner_run):
     config_file = config.write_for_serving_root(str(root))
     assert config.parse(open(config_file).read()) == {"chicago_taxi": "/models/chicago_taxi", "ner": "/models/ner"}
     models_ = {name: config.resolve(path, config_file) for name, path in config.parse(open(config_file).read()).items()}
-    server = Server(models_, port=0, rest_api_port=0, poll_seconds=0.2, batcher=Batcher(16, 2000))
+    front = native_front() if request.param == "native" else None
+    server = Server(models_, port=0, rest_api_port=0, poll_seconds=0.2, batcher=Batcher(16, 2000), native_front=front)
     server.start()
     client = ServingClient(f"127.0.0.1:{server.port}", timeout=30)
     yield server, client, root, pushed

@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
+import subprocess
+import tempfile
 import threading
 from concurrent import futures
 from typing import Optional, Sequence
@@ -21,9 +24,12 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 
 from taxi_pipeline.serving import config, grpc_api, rest_api
 from taxi_pipeline.serving.batching import Batcher
+from taxi_pipeline.layout import REPO_ROOT
 from taxi_pipeline.serving.models import ModelManager
 
 MAX_MESSAGE_BYTES = 64 << 20
+# The C++ gRPC front (`make native`): batches Predict calls without Python's per-call cost.
+NATIVE_FRONT = os.path.join(REPO_ROOT, "build", "native", "serving_front")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max_batch_size", type=int, default=32, help="with --enable_batching (default: %(default)s)")
     p.add_argument("--batch_timeout_micros", type=int, default=2000,
                    help="with --enable_batching: longest wait for a batch to fill (default: %(default)s)")
+    p.add_argument("--native_front", choices=("auto", "on", "off"), default="auto",
+                   help="with --enable_batching: answer gRPC in the C++ front built by `make native`; "
+                        "auto uses it when built (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--grpc_workers", type=int, default=16, help="threads answering gRPC calls")
     return p
@@ -61,33 +70,82 @@ def models_from_flags(args: argparse.Namespace, p: argparse.ArgumentParser) -> d
 
 
 class Server:
-    """gRPC and REST servers over one ModelManager; `start` returns at once."""
+    """gRPC and REST servers over one ModelManager; `start` returns at once.
+
+    With `native_front` (the path of `serving_front`), the public gRPC port is
+    the C++ front's: it batches Predict calls and relays everything to this
+    process's gRPC services on a private Unix socket.
+    """
 
     def __init__(self, models: dict, host: str = "127.0.0.1", port: int = 8500,
                  rest_api_port: int = 8501, poll_seconds: float = 1.0, grpc_workers: int = 16,
-                 batcher: Optional[Batcher] = None):
+                 batcher: Optional[Batcher] = None, native_front: Optional[str] = None):
         self.manager = ModelManager(models, poll_seconds, batcher)
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                   ("grpc.so_reuseport", 0)]  # a taken port is an error, not shared
         self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=grpc_workers), options=options)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             grpc_api.PredictionService(self.manager), self.grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(grpc_api.ModelService(self.manager), self.grpc)
-        self.port = self.grpc.add_insecure_port(f"{host}:{port}")
+        self._front: Optional[subprocess.Popen] = None
+        self._front_command = None
+        if native_front:
+            self._socket_dir = tempfile.mkdtemp(prefix="serving-backend-")
+            backend = f"unix:{os.path.join(self._socket_dir, 'grpc.sock')}"
+            self.grpc.add_insecure_port(backend)
+            self._front_command = [
+                native_front, "--host", host, "--port", str(port), "--backend", backend,
+                "--max_batch_size", str(batcher.max_batch_size if batcher else 32),
+                "--batch_timeout_micros", str(int(batcher.timeout * 1e6) if batcher else 1000),
+                "--max_message_bytes", str(MAX_MESSAGE_BYTES),
+            ]
+            self.port = None  # the front's, once started
+        else:
+            self.port = self.grpc.add_insecure_port(f"{host}:{port}")
         self.rest = rest_api.server(self.manager, host, rest_api_port) if rest_api_port >= 0 else None
         self.rest_api_port = self.rest.server_address[1] if self.rest else None
 
     def start(self) -> None:
         self.manager.start()
         self.grpc.start()
+        if self._front_command:
+            self._start_front()
         if self.rest:
             threading.Thread(target=self.rest.serve_forever, name="rest", daemon=True).start()
 
+    def _start_front(self) -> None:
+        self._front = subprocess.Popen(self._front_command, stdout=subprocess.PIPE, text=True)
+        line = self._front.stdout.readline()  # "serving_front listening on port N", or EOF if it failed
+        if not line.startswith("serving_front listening on port "):
+            self._front.wait()
+            self.grpc.stop(grace=0)
+            raise RuntimeError(
+                f"the native gRPC front ({self._front_command[0]}) did not start (exit code "
+                f"{self._front.returncode}); its error is above"
+            )
+        self.port = int(line.rsplit(" ", 1)[1])
+
     def stop(self) -> None:
         self.manager.stop()
+        if self._front:
+            self._front.terminate()
+            self._front.wait()
         self.grpc.stop(grace=1)
+        if self._front_command:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
         if self.rest:
             self.rest.shutdown()
+
+
+def native_front(choice: str) -> Optional[str]:
+    """The front binary to run for --native_front, None for Python's own gRPC server."""
+    built = os.access(NATIVE_FRONT, os.X_OK)
+    if choice == "on" and not built:
+        raise SystemExit(f"--native_front on: {NATIVE_FRONT} is not built; run `make native`")
+    if choice == "auto" and not built:
+        logging.info("batching in Python; `make native` builds the faster C++ gRPC front")
+    return NATIVE_FRONT if choice != "off" and built else None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -96,10 +154,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = p.parse_args(argv)
     models = models_from_flags(args, p)
     batcher = Batcher(args.max_batch_size, args.batch_timeout_micros) if args.enable_batching else None
+    front = native_front(args.native_front) if args.enable_batching else None
     server = Server(models, args.host, args.port, args.rest_api_port if args.rest_api_port else -1,
-                    args.file_system_poll_wait_seconds, args.grpc_workers, batcher)
+                    args.file_system_poll_wait_seconds, args.grpc_workers, batcher, front)
     server.start()
-    logging.info("serving %s: gRPC on %s:%d, REST on %s", ", ".join(models), args.host, server.port,
+    logging.info("serving %s: gRPC on %s:%d%s, REST on %s", ", ".join(models), args.host, server.port,
+                 " (native front)" if front else "",
                  f"{args.host}:{server.rest_api_port}" if server.rest else "(off)")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -103,6 +103,11 @@ class Batcher:
         try:
             outputs = call(merged)
         except Exception:  # one bad request must not fail the others: run them alone
+            outputs = None
+        total = sum(r.rows for r in batch)
+        if outputs is None or any(np.ndim(v) == 0 or len(v) != total for v in outputs.values()):
+            # A failed batch, or outputs that are not one row per input row
+            # (a sum over the batch, say): each request is answered alone.
             for request in batch:
                 Batcher._run_one(request, call)
             return
