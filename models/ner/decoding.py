@@ -3,11 +3,11 @@ follows a B-X or an I-X, instead of each token's most likely tag on its own.
 
 A per-token argmax can emit "O I-geo" or "B-per I-org", which CoNLL scoring
 reads as broken or wrong-typed entities. Viterbi over the model's per-token
-log-probabilities with forbidden transitions removes exactly those sequences,
-at no training cost.
+scores with forbidden transitions removes exactly those sequences; with a
+CRF's learned transition scores (`crf.py`) it finds the CRF's best sequence.
 """
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -33,8 +33,15 @@ def iob_transitions(tags: Sequence[str], padding_id: int = 0) -> Tuple[np.ndarra
     return allowed, first
 
 
-def viterbi(log_probs: tf.Tensor, mask: tf.Tensor, allowed: np.ndarray, first: np.ndarray) -> tf.Tensor:
-    """Best allowed tag ids [batch, tokens] for log-probabilities [batch, tokens, tags].
+def viterbi(
+    log_probs: tf.Tensor,
+    mask: tf.Tensor,
+    allowed: np.ndarray,
+    first: np.ndarray,
+    learned: Optional[Tuple[tf.Tensor, tf.Tensor]] = None,
+) -> tf.Tensor:
+    """Best allowed tag ids [batch, tokens] for per-token scores [batch, tokens, tags]
+    (log-probabilities, or a CRF's scores with its `learned` (transitions, start)).
 
     `mask` marks real tokens (a prefix of each row); padding keeps the last
     real token's path and gets its tag, which callers mask out.
@@ -45,6 +52,8 @@ def viterbi(log_probs: tf.Tensor, mask: tf.Tensor, allowed: np.ndarray, first: n
     mask = tf.pad(mask, [[0, 0], [0, 1]])
     transitions = tf.constant(np.where(allowed, 0.0, _FORBIDDEN), log_probs.dtype)
     start = tf.constant(np.where(first, 0.0, _FORBIDDEN), log_probs.dtype)
+    if learned is not None:
+        transitions, start = transitions + learned[0], start + learned[1]
     steps = tf.transpose(log_probs, [1, 0, 2])  # [tokens, batch, tags]
     real = tf.transpose(mask, [1, 0])
     size = tf.shape(log_probs)[-1]

@@ -8,7 +8,7 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
-from models.ner import decoding, features, preprocessing
+from models.ner import crf, decoding, features, preprocessing
 from models.ner.metrics import PAD
 from taxi_pipeline.training import without_autograph
 
@@ -65,12 +65,16 @@ def _char_cnn(char_ids: tf.Tensor, buckets: int, hparams: Hyperparameters) -> tf
     return tf.keras.layers.TimeDistributed(tf.keras.layers.GlobalMaxPooling1D())(x)
 
 
-def build_keras_model(sizes: Dict[str, int], hparams: Hyperparameters, train_steps: int) -> tf.keras.Model:
+def build_keras_model(
+    sizes: Dict[str, int], hparams: Hyperparameters, train_steps: int, tags: List[str]
+) -> tf.keras.Model:
     """Embeddings of token, suffix and shape, and a character CNN per token
-    → Bi-LSTM → softmax over tags.
+    → Bi-LSTM → per-token tag scores → CRF (`crf.py`).
 
-    The token embedding masks id 0, so padding neither trains nor scores. The
-    character CNN lets the model read words it has never seen.
+    `tags` names the output ids (0 padding, the last the OOV bucket). The
+    token embedding masks id 0 and the CRF loss skips padding, so padding
+    neither trains nor scores. The character CNN lets the model read words it
+    has never seen.
     """
     inputs = {
         name: tf.keras.layers.Input(name=name, shape=(None,), dtype=tf.int64)
@@ -95,28 +99,31 @@ def build_keras_model(sizes: Dict[str, int], hparams: Hyperparameters, train_ste
         tf.keras.layers.LSTM(hparams.lstm_units, return_sequences=True)
     )(x)
     x = tf.keras.layers.Dropout(hparams.dropout)(x)
-    outputs = tf.keras.layers.Dense(sizes[features.TAG_IDS], activation="softmax")(x)
-    model = tf.keras.Model(inputs, outputs)
+    scores = tf.keras.layers.Dense(sizes[features.TAG_IDS])(x)
+    model = crf.CrfModel(inputs, crf.Transitions(*decoding.iob_transitions(tags), name="crf")(scores))
     model.compile(
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(),
         # Cosine decay to zero over the run: the last steps refine instead of bouncing.
         optimizer=tf.keras.optimizers.Adam(
             learning_rate=tf.keras.optimizers.schedules.CosineDecay(hparams.learning_rate, train_steps)
         ),
-        weighted_metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
     )
     return without_autograph(model)
+
+
+def output_tags(tf_transform_output: tft.TFTransformOutput) -> List[str]:
+    """The tag of each model output: 0 is padding, i is tag vocabulary entry
+    i - 1, the last the OOV bucket."""
+    tags = [t.decode() for t in tf_transform_output.vocabulary_by_name(preprocessing.TAG_VOCAB)]
+    return ["<pad>", *tags, "<oov>"]
 
 
 class _Tagger(tf.Module):
     """The trained model with its transform graph and tag vocabulary."""
 
-    def __init__(self, model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput):
+    def __init__(self, model: crf.CrfModel, tf_transform_output: tft.TFTransformOutput):
         super().__init__()
         self.model = model
-        # Output index 0 is padding, i is tag vocabulary entry i - 1, the last the OOV bucket.
-        tags = [t.decode() for t in tf_transform_output.vocabulary_by_name(preprocessing.TAG_VOCAB)]
-        self.allowed, self.first = decoding.iob_transitions(["<pad>", *tags, "<oov>"])
+        self.allowed, self.first = decoding.iob_transitions(output_tags(tf_transform_output))
         self.tft_layer = tf_transform_output.transform_features_layer()
         self.raw_spec = tf_transform_output.raw_feature_spec()
         self.tag_table = tf.lookup.StaticHashTable(
@@ -135,8 +142,9 @@ class _Tagger(tf.Module):
         transformed = self.tft_layer(raw)
         ids = {k: _dense(transformed[k]) for k in MODEL_INPUTS}
         mask = ids[features.TOKEN_IDS] > 0
-        log_probs = tf.math.log(self.model(ids) + 1e-9)
-        predicted = decoding.viterbi(log_probs, mask, self.allowed, self.first)
+        predicted = decoding.viterbi(
+            self.model(ids), mask, self.allowed, self.first, self.model.transition_scores()
+        )
         return self.tag_table.lookup(predicted - 1), mask
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
@@ -195,7 +203,10 @@ def run_fn(fn_args: FnArgs) -> None:
         for files in (fn_args.train_files, fn_args.eval_files)
     )
     model = build_keras_model(
-        preprocessing.vocabulary_sizes(tf_transform_output), hparams, fn_args.train_steps
+        preprocessing.vocabulary_sizes(tf_transform_output),
+        hparams,
+        fn_args.train_steps,
+        output_tags(tf_transform_output),
     )
     model.fit(
         train,
