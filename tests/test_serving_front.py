@@ -5,6 +5,7 @@ the backend's first call is held back, so the calls behind it queue in the
 front and reach the backend together.
 """
 
+import os
 import subprocess
 import threading
 import time
@@ -156,3 +157,4 @@ def test_front_refuses_bad_flags_and_a_taken_port(front):
                    native_front=native_front())
     with pytest.raises(RuntimeError, match="native gRPC front"):
         taken.start()
+    assert not os.path.exists(taken._socket_dir), "its private socket folder is removed"

@@ -120,6 +120,7 @@ class Server:
         if not line.startswith("serving_front listening on port "):
             self._front.wait()
             self.grpc.stop(grace=0)
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
             raise RuntimeError(
                 f"the native gRPC front ({self._front_command[0]}) did not start (exit code "
                 f"{self._front.returncode}); its error is above"
@@ -149,7 +150,8 @@ def native_front(choice: str) -> Optional[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # force: TensorFlow's absl logging has already put a handler on the root logger.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
     p = parser()
     args = p.parse_args(argv)
     models = models_from_flags(args, p)
