@@ -258,6 +258,7 @@ struct Queue {
   int64_t waiting_rows = 0;
   int running = 0;
   int expected = 0;           // callers answered and not yet heard from again
+  bool timer_set = false;     // a wake-up for this key is in timers_
   bool unsplittable = false;  // its outputs do not split by row: relay alone
 };
 
@@ -330,8 +331,11 @@ class Front : public grpc::CallbackGenericService {
         const auto due = queue.waiting.front()->arrived + std::chrono::microseconds(options_.batch_timeout_micros);
         if (queue.waiting_rows < options_.max_batch_size && queue.expected > 0) {
           if (Clock::now() < due) {
-            timers_.emplace(due, key);  // dispatch then at the latest
-            timer_cv_.notify_one();
+            if (!queue.timer_set) {  // dispatch then at the latest
+              queue.timer_set = true;
+              timers_.emplace(due, key);
+              timer_cv_.notify_one();
+            }
             return;
           }
           queue.expected = 0;  // they did not come back in time
@@ -373,6 +377,7 @@ class Front : public grpc::CallbackGenericService {
       std::vector<std::string> keys;
       while (!timers_.empty() && timers_.begin()->first <= Clock::now()) {
         keys.push_back(timers_.begin()->second);
+        queues_[keys.back()].timer_set = false;
         timers_.erase(timers_.begin());
       }
       lock.unlock();
