@@ -55,9 +55,15 @@ $(NATIVE)/gen/.stamp: $(NATIVE_SRC)/protos.py uv.lock | setup native-deps
 	protoc --descriptor_set_in=$(NATIVE)/gen/api.pb --cpp_out=$(NATIVE)/gen $(NATIVE_PROTOS)
 	@touch $@
 
-$(NATIVE)/serving_front: $(NATIVE_SRC)/front.cc $(NATIVE)/gen/.stamp
-	g++ $(CXXFLAGS) -o $@ $< $(addprefix $(NATIVE)/gen/,$(NATIVE_PROTOS:.proto=.pb.cc)) \
-	  $$(pkg-config --cflags --libs grpc++ protobuf) -lpthread
+# The front runs SavedModels through TensorFlow's C API: headers from the
+# installed wheel, after the system's (its absl and protobuf headers are not
+# the ones Debian's gRPC was built with); its library is loaded at run time.
+TF_INCLUDE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tensorflow/include
+
+$(NATIVE)/serving_front: $(addprefix $(NATIVE_SRC)/,front.cc saved_model.cc saved_model.h) $(NATIVE)/gen/.stamp
+	g++ $(CXXFLAGS) -idirafter $(TF_INCLUDE) -o $@ $(NATIVE_SRC)/front.cc $(NATIVE_SRC)/saved_model.cc \
+	  $(addprefix $(NATIVE)/gen/,$(NATIVE_PROTOS:.proto=.pb.cc)) \
+	  $$(pkg-config --cflags --libs grpc++ protobuf) -ldl -lpthread
 
 $(NATIVE)/serving_load: $(NATIVE_SRC)/load.cc | native-deps
 	mkdir -p $(NATIVE)

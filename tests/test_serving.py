@@ -23,6 +23,11 @@ from taxi_pipeline.serving.batching import Batcher
 from taxi_pipeline.serving.client import ServingClient
 
 
+# The same float32 numbers, up to rounding: the native front runs the graph in
+# TensorFlow's session runtime on one thread, which may add up in another order.
+RTOL = 1e-5
+
+
 def native_front() -> str:
     """The built C++ front; `make test` builds it first."""
     if not os.access(NATIVE_FRONT, os.X_OK):
@@ -33,8 +38,8 @@ def native_front() -> str:
 @pytest.fixture(scope="module", params=["python", "native"])
 def served(request, tmp_path_factory, taxi_run, ner_run):
     """A server on free loopback ports over copies of both pushed models, its
-    gRPC answered by Python itself or by the C++ front before it: every gRPC
-    test runs against both."""
+    gRPC answered by Python itself or by the C++ front before it, which runs
+    the models in TensorFlow's C API: every gRPC test runs against both."""
     root = tmp_path_factory.mktemp("serving")
     pushed = {"chicago_taxi": taxi_run[1].pushed_model, "ner": ner_run[1].pushed_model}
     for name, path in pushed.items():
@@ -45,6 +50,8 @@ def served(request, tmp_path_factory, taxi_run, ner_run):
     front = native_front() if request.param == "native" else None
     server = Server(models_, port=0, rest_api_port=0, poll_seconds=0.2, batcher=Batcher(16, 2000), native_front=front)
     server.start()
+    if front:  # the front runs both models itself, not only relays them
+        assert [server.front.state(name, 1, timeout=120) for name in pushed] == ["loaded", "loaded"]
     client = ServingClient(f"127.0.0.1:{server.port}", timeout=30)
     yield server, client, root, pushed
     client.close()
@@ -72,7 +79,7 @@ def test_grpc_taxi_scores_match_the_saved_model(served, taxi_frame):
     columns = models.get("taxi").raw_columns
     serialized = tf.constant([to_tf_example(r, columns).SerializeToString() for r in rows])
     local = tf.saved_model.load(pushed["chicago_taxi"]).signatures["serving_default"](examples=serialized)
-    np.testing.assert_allclose(served_scores, local["probabilities"].numpy().reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(served_scores, local["probabilities"].numpy().reshape(-1), rtol=RTOL)
 
 
 def test_grpc_and_rest_ner_tags_match_the_saved_model(served):
@@ -102,8 +109,8 @@ def test_rest_predict_b64_examples_and_columnar(served, taxi_frame):
     status, columnar = _rest(server, "/v1/models/chicago_taxi/versions/1:predict", {"inputs": {"examples": b64}})
     assert status == 200
     expected = client.score_taxi_rows(rows)
-    np.testing.assert_allclose(np.array(row_format["predictions"]).reshape(-1), expected, rtol=1e-6)
-    np.testing.assert_allclose(np.array(columnar["outputs"]).reshape(-1), expected, rtol=1e-6)
+    np.testing.assert_allclose(np.array(row_format["predictions"]).reshape(-1), expected, rtol=RTOL)
+    np.testing.assert_allclose(np.array(columnar["outputs"]).reshape(-1), expected, rtol=RTOL)
 
 
 def test_classify_and_regress(served, taxi_frame):
@@ -116,12 +123,12 @@ def test_classify_and_regress(served, taxi_frame):
     request.model_spec.name = "chicago_taxi"
     request.input.example_list.examples.extend(to_tf_example(r, columns) for r in rows)
     result = stub.Classify(request, timeout=30).result
-    np.testing.assert_allclose([c.classes[1].score for c in result.classifications], expected, rtol=1e-6)
+    np.testing.assert_allclose([c.classes[1].score for c in result.classifications], expected, rtol=RTOL)
     regress = regression_pb2.RegressionRequest()
     regress.model_spec.name = "chicago_taxi"
     regress.input.CopyFrom(request.input)
     values = [r.value for r in stub.Regress(regress, timeout=30).result.regressions]
-    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    np.testing.assert_allclose(values, expected, rtol=RTOL)
     example = {"payment_type": "Cash", "fare": 9.5, "trip_miles": 1.5, "trip_start_hour": 9}
     status, body = _rest(server, "/v1/models/chicago_taxi:classify", {"examples": [example]})
     assert status == 200 and [label for label, _ in body["results"][0]] == ["0", "1"]

@@ -1,14 +1,16 @@
-"""The C++ gRPC front: it merges concurrent Predict calls and splits the answers.
+"""The C++ gRPC front: it merges concurrent Predict calls, splits the answers,
+and runs the models Python announces to it in TensorFlow's C API.
 
-A small hand-made model keeps these tests fast and their batches predictable:
-the backend's first call is held back, so the calls behind it queue in the
-front and reach the backend together.
+A small hand-made model keeps these tests fast. For the batching tests the
+front sends batches to Python, whose first call is held back, so the calls
+behind it queue in the front and reach Python together.
 """
 
 import os
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
@@ -22,23 +24,29 @@ from tests.test_serving import native_front
 
 
 class _Toy(tf.Module):
+    def __init__(self, factor: float = 2.0):
+        super().__init__()
+        self.factor = tf.constant(factor)
+
     @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
     def double(self, x):
         tf.debugging.assert_non_negative(x, message="x must not be negative")
-        return {"y": x * 2, "label": tf.strings.as_string(x[:, 0])}
+        return {"y": x * self.factor, "label": tf.strings.as_string(x[:, 0])}
 
     @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
     def total(self, x):
         return {"sum": tf.reduce_sum(x)}  # one number for the whole batch: not split by row
 
 
-@pytest.fixture(scope="module")
-def front(tmp_path_factory):
-    base = tmp_path_factory.mktemp("toy") / "toy"
-    toy = _Toy()
-    tf.saved_model.save(toy, str(base / "1"), signatures={"serving_default": toy.double, "total": toy.total})
+def _save_toy(base, version: int, factor: float = 2.0) -> None:
+    toy = _Toy(factor)
+    tf.saved_model.save(toy, str(base / str(version)), signatures={"serving_default": toy.double, "total": toy.total})
+
+
+def _start(base, **kwargs):
+    """A server over the toy model whose Python side records (and may hold) its Predict calls."""
     server = Server({"toy": str(base)}, port=0, rest_api_port=-1, poll_seconds=0,
-                    batcher=Batcher(16, 1000), native_front=native_front())
+                    batcher=Batcher(16, 1000), native_front=native_front(), **kwargs)
     rows_seen, gate = [], threading.Event()
     run = server.manager.run
 
@@ -50,16 +58,42 @@ def front(tmp_path_factory):
     server.manager.run = recording_run
     server.start()
     stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
-    yield server, stub, rows_seen, gate
-    server.stop()
+    return server, stub, rows_seen, gate
 
 
-def _request(x, signature=""):
+@pytest.fixture(scope="module")
+def front(tmp_path_factory):
+    """The front batching for Python: it runs no model itself."""
+    base = tmp_path_factory.mktemp("toy") / "toy"
+    _save_toy(base, 1)
+    started = _start(base, tensorflow_library=None)
+    yield started
+    started[0].stop()
+
+
+@pytest.fixture
+def native(tmp_path):
+    """The front running the toy model itself."""
+    _save_toy(tmp_path / "toy", 1)
+    started = _start(tmp_path / "toy")
+    started[3].set()
+    assert started[0].front.state("toy", 1, timeout=60) == "loaded"
+    yield started
+    started[0].stop()
+
+
+def _request(x, signature="", input_name="x", dtype=np.float32):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "toy"
     request.model_spec.signature_name = signature
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.asarray(x, np.float32)))
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(np.asarray(x, dtype)))
     return request
+
+
+def _refused(stub, request) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Predict(request, timeout=30)
+    return error.value
 
 
 def _concurrently(stub, requests, rows_seen, gate):
@@ -128,17 +162,11 @@ def test_outputs_that_do_not_split_by_row_are_answered_unbatched(front):
 def test_other_methods_and_bad_requests_are_relayed_with_their_status(front):
     _, stub, rows_seen, gate = front
     gate.set()
-    wrong_input = predict_pb2.PredictRequest()
-    wrong_input.model_spec.name = "toy"
-    wrong_input.inputs["z"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 2), np.float32)))
-    with pytest.raises(grpc.RpcError) as error:
-        stub.Predict(wrong_input, timeout=30)
-    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'z'" in error.value.details()
+    error = _refused(stub, _request(np.zeros((1, 2)), input_name="z"))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "'z'" in error.details()
     unknown = _request([[1.0, 2.0]])
     unknown.model_spec.name = "nope"
-    with pytest.raises(grpc.RpcError) as error:
-        stub.Predict(unknown, timeout=30)
-    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    assert _refused(stub, unknown).code() == grpc.StatusCode.NOT_FOUND
     from tensorflow_serving.apis import get_model_metadata_pb2
 
     metadata = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
@@ -157,4 +185,61 @@ def test_front_refuses_bad_flags_and_a_taken_port(front):
                    native_front=native_front())
     with pytest.raises(RuntimeError, match="native gRPC front"):
         taken.start()
-    assert not os.path.exists(taken._socket_dir), "its private socket folder is removed"
+    assert not os.path.exists(taken.front._socket_dir), "its private socket folder is removed"
+
+
+def test_the_front_runs_announced_models_itself(native):
+    server, stub, rows_seen, _ = native
+    inputs = [np.array([[i, i + 0.5]] * (1 + i % 3), np.float32) for i in range(12)]
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda x: stub.Predict(_request(x), timeout=30), inputs))
+    for x, result in zip(inputs, results):
+        np.testing.assert_allclose(tf.make_ndarray(result.outputs["y"]), x * 2)
+        assert [v.decode() for v in tf.make_ndarray(result.outputs["label"])] == [f"{v:f}" for v in x[:, 0]]
+        assert (result.model_spec.name, result.model_spec.version.value) == ("toy", 1)
+        assert result.model_spec.signature_name == "serving_default"
+    filtered = _request([[1.0, 2.0]])
+    filtered.output_filter.append("y")
+    assert list(stub.Predict(filtered, timeout=30).outputs) == ["y"]
+    total = stub.Predict(_request([[1.0, 2.0], [3.0, 4.0]], "total"), timeout=30)
+    assert float(tf.make_ndarray(total.outputs["sum"])) == 10.0
+    assert rows_seen == [], "Python ran none of them"
+
+
+def test_what_the_front_cannot_run_is_answered_by_python(native):
+    _, stub, rows_seen, _ = native
+    error = _refused(stub, _request([[-1.0, 0.0]]))  # TensorFlow refuses it in the front
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "x must not be negative" in error.details()
+    error = _refused(stub, _request(np.zeros((1, 2)), input_name="z"))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "'z'" in error.details()
+    doubles = _request(np.ones((1, 2)), dtype=np.float64)  # not the signature's dtype: Python converts them
+    np.testing.assert_allclose(tf.make_ndarray(stub.Predict(doubles, timeout=30).outputs["y"]), [[2.0, 2.0]])
+    assert rows_seen == [("serving_default", 1)] * 3, "each of the three was Python's to answer"
+
+
+def test_a_new_version_moves_to_the_front_and_the_old_one_leaves_it(native, tmp_path):
+    server, stub, rows_seen, _ = native
+    _save_toy(tmp_path / "toy", 2, factor=3.0)
+    server.manager.models["toy"].poll()
+    assert server.front.state("toy", 2, timeout=60) == "loaded"
+    result = stub.Predict(_request([[1.0, 2.0]]), timeout=30)
+    assert result.model_spec.version.value == 2
+    np.testing.assert_allclose(tf.make_ndarray(result.outputs["y"]), [[3.0, 6.0]])
+    old = _request([[1.0, 2.0]])
+    old.model_spec.version.value = 1
+    assert _refused(stub, old).code() == grpc.StatusCode.NOT_FOUND, "the front no longer runs version 1"
+    assert rows_seen == [("serving_default", 1)], "only the call for the retired version reached Python"
+
+
+def test_a_version_the_front_cannot_load_is_served_by_python(tmp_path):
+    _save_toy(tmp_path / "toy", 1)
+    server, stub, rows_seen, gate = _start(tmp_path / "toy", tensorflow_library=str(tmp_path / "no_tensorflow.so"))
+    gate.set()
+    try:
+        state = server.front.state("toy", 1, timeout=60)
+        assert state.startswith("failed") and "no_tensorflow.so" in state
+        result = stub.Predict(_request([[1.0, 2.0]]), timeout=30)
+        np.testing.assert_allclose(tf.make_ndarray(result.outputs["y"]), [[2.0, 4.0]])
+        assert rows_seen == [("serving_default", 1)]
+    finally:
+        server.stop()

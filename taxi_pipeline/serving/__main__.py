@@ -10,10 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import signal
-import subprocess
-import tempfile
 import threading
 from concurrent import futures
 from typing import Optional, Sequence
@@ -24,12 +21,10 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 
 from taxi_pipeline.serving import config, grpc_api, rest_api
 from taxi_pipeline.serving.batching import Batcher
-from taxi_pipeline.layout import REPO_ROOT
+from taxi_pipeline.serving.front import NATIVE_FRONT, TENSORFLOW_LIBRARY, NativeFront
 from taxi_pipeline.serving.models import ModelManager
 
 MAX_MESSAGE_BYTES = 64 << 20
-# The C++ gRPC front (`make native`): batches Predict calls without Python's per-call cost.
-NATIVE_FRONT = os.path.join(REPO_ROOT, "build", "native", "serving_front")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -73,14 +68,23 @@ class Server:
     """gRPC and REST servers over one ModelManager; `start` returns at once.
 
     With `native_front` (the path of `serving_front`), the public gRPC port is
-    the C++ front's: it batches Predict calls and relays everything to this
-    process's gRPC services on a private Unix socket.
+    the C++ front's: it batches Predict calls and runs them itself with
+    `tensorflow_library` (None: it sends each batch here), relaying everything
+    else to this process's gRPC services on a private Unix socket.
     """
 
     def __init__(self, models: dict, host: str = "127.0.0.1", port: int = 8500,
                  rest_api_port: int = 8501, poll_seconds: float = 1.0, grpc_workers: int = 16,
-                 batcher: Optional[Batcher] = None, native_front: Optional[str] = None):
-        self.manager = ModelManager(models, poll_seconds, batcher)
+                 batcher: Optional[Batcher] = None, native_front: Optional[str] = None,
+                 tensorflow_library: Optional[str] = TENSORFLOW_LIBRARY):
+        self.front: Optional[NativeFront] = None
+        if native_front:
+            self.front = NativeFront(
+                native_front, host, port, batcher.max_batch_size if batcher else 32,
+                int(batcher.timeout * 1e6) if batcher else 1000, MAX_MESSAGE_BYTES,
+                tensorflow_library,
+            )
+        self.manager = ModelManager(models, poll_seconds, batcher, self.front if tensorflow_library else None)
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.so_reuseport", 0)]  # a taken port is an error, not shared
@@ -88,18 +92,8 @@ class Server:
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             grpc_api.PredictionService(self.manager), self.grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(grpc_api.ModelService(self.manager), self.grpc)
-        self._front: Optional[subprocess.Popen] = None
-        self._front_command = None
-        if native_front:
-            self._socket_dir = tempfile.mkdtemp(prefix="serving-backend-")
-            backend = f"unix:{os.path.join(self._socket_dir, 'grpc.sock')}"
-            self.grpc.add_insecure_port(backend)
-            self._front_command = [
-                native_front, "--host", host, "--port", str(port), "--backend", backend,
-                "--max_batch_size", str(batcher.max_batch_size if batcher else 32),
-                "--batch_timeout_micros", str(int(batcher.timeout * 1e6) if batcher else 1000),
-                "--max_message_bytes", str(MAX_MESSAGE_BYTES),
-            ]
+        if self.front:
+            self.grpc.add_insecure_port(self.front.backend)
             self.port = None  # the front's, once started
         else:
             self.port = self.grpc.add_insecure_port(f"{host}:{port}")
@@ -109,32 +103,21 @@ class Server:
     def start(self) -> None:
         self.manager.start()
         self.grpc.start()
-        if self._front_command:
-            self._start_front()
+        if self.front:
+            try:
+                self.front.start()
+            except RuntimeError:
+                self.grpc.stop(grace=0)
+                raise
+            self.port = self.front.port
         if self.rest:
             threading.Thread(target=self.rest.serve_forever, name="rest", daemon=True).start()
 
-    def _start_front(self) -> None:
-        self._front = subprocess.Popen(self._front_command, stdout=subprocess.PIPE, text=True)
-        line = self._front.stdout.readline()  # "serving_front listening on port N", or EOF if it failed
-        if not line.startswith("serving_front listening on port "):
-            self._front.wait()
-            self.grpc.stop(grace=0)
-            shutil.rmtree(self._socket_dir, ignore_errors=True)
-            raise RuntimeError(
-                f"the native gRPC front ({self._front_command[0]}) did not start (exit code "
-                f"{self._front.returncode}); its error is above"
-            )
-        self.port = int(line.rsplit(" ", 1)[1])
-
     def stop(self) -> None:
         self.manager.stop()
-        if self._front:
-            self._front.terminate()
-            self._front.wait()
+        if self.front:
+            self.front.stop()
         self.grpc.stop(grace=1)
-        if self._front_command:
-            shutil.rmtree(self._socket_dir, ignore_errors=True)
         if self.rest:
             self.rest.shutdown()
 

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import os
 import threading
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -77,12 +77,22 @@ def class_scores(row: np.ndarray) -> np.ndarray:
     return np.array([1 - row[0], row[0]]) if row.size == 1 else row
 
 
+class VersionListener(Protocol):
+    """Told of each version as it starts and stops being served (the native front)."""
+
+    def available(self, name: str, number: int, path: str,
+                  signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]) -> None: ...
+
+    def ended(self, name: str, number: int) -> None: ...
+
+
 class ServedModel:
     """One model name: its base path and loaded versions."""
 
-    def __init__(self, name: str, base_path: str):
+    def __init__(self, name: str, base_path: str, listener: Optional[VersionListener] = None):
         self.name = name
         self.base_path = base_path
+        self._listener = listener
         self._versions: Dict[int, Version] = {}
         self._lock = threading.Lock()
 
@@ -116,11 +126,15 @@ class ServedModel:
             logging.error("model %s version %d failed to load: %s", self.name, number, version.error)
             return
         with self._lock:
-            for old in self._versions.values():
-                if old.state == AVAILABLE:
-                    old.state, old.model = END, None
+            replaced = [old for old in self._versions.values() if old.state == AVAILABLE]
+            for old in replaced:
+                old.state, old.model = END, None
             version.state = AVAILABLE
         logging.info("model %s: serving version %d", self.name, number)
+        if self._listener:
+            self._listener.available(self.name, number, path, version.signature_defs)
+            for old in replaced:
+                self._listener.ended(self.name, old.number)
 
     def version(self, number: Optional[int] = None) -> Version:
         """The served version, or the named one; NOT_FOUND if not available."""
@@ -153,9 +167,10 @@ class ModelManager:
     """Every served model, polled for new versions in the background."""
 
     def __init__(
-        self, models: Mapping[str, str], poll_seconds: float = 1.0, batcher: Optional[Batcher] = None
+        self, models: Mapping[str, str], poll_seconds: float = 1.0, batcher: Optional[Batcher] = None,
+        listener: Optional[VersionListener] = None,
     ):
-        self.models = {name: ServedModel(name, path) for name, path in models.items()}
+        self.models = {name: ServedModel(name, path, listener) for name, path in models.items()}
         self._batcher = batcher
         self._poll_seconds = poll_seconds
         self._stop = threading.Event()

@@ -1,14 +1,19 @@
 // serving_front: TF Serving's gRPC API on a public port, in front of the
-// Python model server, batching concurrent Predict calls.
+// Python model server, batching concurrent Predict calls and running them.
 //
-// Python spends a few hundred microseconds of CPU on every gRPC call, so a
-// Python server answering many small requests is busy with gRPC, not with the
-// model. This front takes the calls in C++ and merges concurrent Predict
-// requests for the same model, version, signature and input shapes into one
-// backend call, then splits the outputs back along the batch dimension, as
-// tensorflow_model_server --enable_batching does. Everything else (other
-// methods, requests that cannot be merged) is relayed byte for byte, so the
-// backend stays the one place that knows models, versions and errors.
+// Python spends about a millisecond of CPU on every gRPC call and every model
+// call, so a Python server answering many small requests is busy with itself,
+// not with the model. This front takes the calls in C++ and merges concurrent
+// Predict requests for the same model, version, signature and input shapes
+// into one batch, then splits the outputs back along the batch dimension, as
+// tensorflow_model_server --enable_batching does.
+//
+// A batch runs here, in TensorFlow's C API (saved_model.h), when the Python
+// server has announced its model version on stdin and the version loaded;
+// otherwise it goes to the Python server as one call. Everything else (other
+// methods, requests that do not fit a signature exactly, batches TensorFlow
+// refuses) is relayed to the Python server byte for byte, so it stays the one
+// place that decides versions and words errors.
 //
 // A batch (at most --max_batch_size rows) leaves when one of
 // --num_batch_threads slots for its key is free and it is full, or holds
@@ -17,12 +22,21 @@
 // oldest request has waited --batch_timeout_micros.
 //
 //   serving_front --port 8500 --backend unix:/tmp/backend.sock
+//       [--tensorflow_library .../tensorflow/libtensorflow_cc.so.2]
+//
+// Control lines on stdin (tab-separated; answered on stdout with
+// "loaded|failed NAME VERSION [REASON]"):
+//   load NAME VERSION EXPORT_DIR        a version Python now serves as latest,
+//   input|output SIGNATURE ALIAS TENSOR DTYPE   one line per tensor,
+//   end
+//   unload NAME VERSION                 a version Python no longer serves.
 
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -31,6 +45,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,11 +54,13 @@
 #include <thread>
 #include <vector>
 
+#include "saved_model.h"
 #include "tensorflow_serving/apis/predict.pb.h"
 
 namespace {
 
 using grpc::ByteBuffer;
+using serving_native::SavedModel;
 using grpc::Status;
 using tensorflow::TensorProto;
 using tensorflow::serving::PredictRequest;
@@ -55,6 +73,7 @@ struct Options {
   std::string host = "127.0.0.1";
   int port = 8500;
   std::string backend;
+  std::string tensorflow_library;  // empty: every batch goes to the backend
   int max_batch_size = 32;
   int num_batch_threads = 1;
   int batch_timeout_micros = 1000;
@@ -217,32 +236,54 @@ bool SliceRows(const TensorProto& t, int64_t total, int64_t from, int64_t count,
 
 class Front;
 
-// One client call: read the request, let the front answer it.
-class Call : public grpc::ServerGenericBidiReactor {
+// One client call on a completion queue: wait for it, read its request, let
+// the front answer it. Its events are handled by the thread polling its queue,
+// with no hand-off to another thread.
+class Call {
  public:
-  Call(Front* front, grpc::GenericCallbackServerContext* context) : front_(front), context_(context) {
-    StartRead(&request_);
+  Call(Front* front, grpc::AsyncGenericService* service, grpc::ServerCompletionQueue* cq)
+      : front_(front), service_(service), cq_(cq), stream_(&context_) {
+    service_->RequestCall(&context_, &stream_, cq_, cq_, &arrived_);
   }
-  void OnReadDone(bool ok) override;
-  void OnWriteDone(bool) override {}
-  void OnDone() override { delete this; }
+
+  // What a completion queue hands back: the call and which of its steps completed.
+  struct Event {
+    Call* call;
+    void (Call::*step)(bool ok);
+    void Run(bool ok) { (call->*step)(ok); }
+  };
 
   void Reply(const Status& status) {
     if (status.ok()) {
-      StartWriteAndFinish(&response_, grpc::WriteOptions(), status);
+      stream_.WriteAndFinish(response_, grpc::WriteOptions(), status, &finished_);
     } else {
-      Finish(status);
+      stream_.Finish(status, &finished_);
     }
   }
 
-  grpc::GenericCallbackServerContext* context() { return context_; }
+  grpc::GenericServerContext* context() { return &context_; }
   ByteBuffer* request() { return &request_; }
   ByteBuffer* response() { return &response_; }
 
  private:
+  void Arrived(bool ok) {
+    if (!ok) {  // the server is shutting down
+      delete this;
+      return;
+    }
+    new Call(front_, service_, cq_);  // wait for the next one
+    stream_.Read(&request_, &read_);
+  }
+  void Read(bool ok);
+  void Finished(bool) { delete this; }
+
   Front* front_;
-  grpc::GenericCallbackServerContext* context_;
+  grpc::AsyncGenericService* service_;
+  grpc::ServerCompletionQueue* cq_;
+  grpc::GenericServerContext context_;
+  grpc::GenericServerAsyncReaderWriter stream_;
   ByteBuffer request_, response_;
+  Event arrived_{this, &Call::Arrived}, read_{this, &Call::Read}, finished_{this, &Call::Finished};
 };
 
 struct Pending {
@@ -262,12 +303,101 @@ struct Queue {
   bool unsplittable = false;  // its outputs do not split by row: relay alone
 };
 
-class Front : public grpc::CallbackGenericService {
+// The versions the Python server announced, and those loaded here.
+class Models {
  public:
-  Front(const Options& options, std::shared_ptr<grpc::Channel> backend)
-      : options_(options), backend_(std::move(backend)), timer_([this] { Timers(); }) {}
+  // The loaded version a request names (or the latest, if it names none);
+  // null when the Python server is to answer it.
+  std::shared_ptr<const SavedModel> Find(const tensorflow::serving::ModelSpec& spec, int64_t* version) {
+    if (!spec.version_label().empty()) return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto model = models_.find(spec.name());
+    if (model == models_.end()) return nullptr;
+    *version = spec.has_version() ? spec.version().value() : model->second.latest;
+    const auto loaded = model->second.loaded.find(*version);
+    return loaded == model->second.loaded.end() ? nullptr : loaded->second;
+  }
 
-  ~Front() override {
+  // Python serves `version` as the latest from now on; it runs here once loaded.
+  void Announce(const std::string& name, int64_t version) {
+    std::lock_guard<std::mutex> lock(mu_);
+    models_[name].latest = version;
+  }
+
+  void Loaded(const std::string& name, int64_t version, std::shared_ptr<const SavedModel> model) {
+    std::lock_guard<std::mutex> lock(mu_);
+    models_[name].loaded[version] = std::move(model);
+  }
+
+  // Batches already running keep their version until they finish.
+  void Unload(const std::string& name, int64_t version) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Model& model = models_[name];
+    model.loaded.erase(version);
+    if (model.latest == version) model.latest = -1;
+  }
+
+ private:
+  struct Model {
+    int64_t latest = -1;
+    std::map<int64_t, std::shared_ptr<const SavedModel>> loaded;
+  };
+  std::mutex mu_;
+  std::map<std::string, Model> models_;
+};
+
+// Threads that run batches, so that gRPC's own threads never wait on a model.
+class Workers {
+ public:
+  explicit Workers(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~Workers() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+  void Run(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+      if (stopping_) return;
+      std::function<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+class Front {
+ public:
+  Front(const Options& options, std::shared_ptr<grpc::Channel> backend, Models* models)
+      : options_(options),
+        backend_(std::move(backend)),
+        models_(models),
+        workers_(std::max<int>(options.num_batch_threads, std::thread::hardware_concurrency())),
+        timer_([this] { Timers(); }) {}
+
+  ~Front() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
@@ -276,20 +406,16 @@ class Front : public grpc::CallbackGenericService {
     timer_.join();
   }
 
-  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* context) override {
-    return new Call(this, context);
-  }
-
   void Handle(Call* call) {
     if (call->context()->method() != kPredict) return Relay(call, [] {});
     auto* pending = new Pending{call, PredictRequest(), 0, Clock::now()};
-    std::string key;
-    if (!Parse(*call->request(), &pending->request) ||
-        (pending->rows = BatchKey(pending->request, &key)) == 0 || pending->rows >= options_.max_batch_size) {
+    if (!Parse(*call->request(), &pending->request)) {
       delete pending;
       return Relay(call, [] {});
     }
-    {
+    std::string key;
+    pending->rows = BatchKey(pending->request, &key);
+    if (pending->rows > 0 && pending->rows < options_.max_batch_size) {
       std::lock_guard<std::mutex> lock(mu_);
       Queue& queue = queues_[key];
       if (!queue.unsplittable) {
@@ -299,10 +425,7 @@ class Front : public grpc::CallbackGenericService {
         pending = nullptr;
       }
     }
-    if (pending != nullptr) {
-      delete pending;
-      return Relay(call, [] {});
-    }
+    if (pending != nullptr) return Send("", {pending}, pending->rows);  // not batched
     Dispatch(key);
   }
 
@@ -352,7 +475,9 @@ class Front : public grpc::CallbackGenericService {
     }
   }
 
+  // `key` is empty for a request that is not batched.
   void Finished(const std::string& key, int answered) {
+    if (key.empty()) return;
     {
       std::lock_guard<std::mutex> lock(mu_);
       --queues_[key].running;
@@ -387,6 +512,10 @@ class Front : public grpc::CallbackGenericService {
   }
 
   void Send(const std::string& key, std::vector<Pending*> batch, int64_t rows) {
+    int64_t version = -1;
+    if (std::shared_ptr<const SavedModel> model = models_->Find(batch[0]->request.model_spec(), &version)) {
+      return workers_.Run([this, key, batch, rows, model, version] { Run(key, batch, rows, *model, version); });
+    }
     if (batch.size() == 1) {
       Pending* only = batch[0];
       return Relay(only->call, [this, key, only] {
@@ -429,7 +558,43 @@ class Front : public grpc::CallbackGenericService {
                        });
   }
 
+  // Runs a batch here; what fails is answered by the backend, request by request.
+  void Run(const std::string& key, const std::vector<Pending*>& batch, int64_t rows, const SavedModel& model,
+           int64_t version) {
+    PredictRequest merged;
+    if (batch.size() > 1) {
+      std::vector<const PredictRequest*> parts;
+      for (Pending* p : batch) parts.push_back(&p->request);
+      merged = Merge(parts, rows);
+    }
+    const PredictRequest& request = batch.size() > 1 ? merged : batch[0]->request;
+    PredictResponse response;
+    const bool ran = model.Predict(request, &response);
+    if (ran) {
+      auto* spec = response.mutable_model_spec();
+      spec->set_name(request.model_spec().name());
+      spec->mutable_version()->set_value(version);
+      spec->set_signature_name(request.model_spec().signature_name().empty() ? "serving_default"
+                                                                             : request.model_spec().signature_name());
+    }
+    if (ran && batch.size() == 1) {
+      *batch[0]->call->response() = Serialize(response);
+    } else if (!ran || !Split(response, batch, rows)) {
+      if (ran) MarkUnsplittable(key);
+      for (Pending* p : batch) {
+        Relay(p->call, [p] { delete p; });
+      }
+      return Finished(key, static_cast<int>(batch.size()));
+    }
+    for (Pending* p : batch) {
+      p->call->Reply(Status::OK);
+      delete p;
+    }
+    Finished(key, static_cast<int>(batch.size()));
+  }
+
   void MarkUnsplittable(const std::string& key) {
+    if (key.empty()) return;
     std::lock_guard<std::mutex> lock(mu_);
     queues_[key].unsplittable = true;
     fprintf(stderr, "serving_front: outputs of %s do not split by row; relaying its requests unbatched\n",
@@ -455,6 +620,8 @@ class Front : public grpc::CallbackGenericService {
 
   Options options_;
   grpc::GenericStub backend_;
+  Models* models_;
+  Workers workers_;
   std::mutex mu_;
   std::map<std::string, Queue> queues_;
   std::multimap<Clock::time_point, std::string> timers_;
@@ -463,9 +630,68 @@ class Front : public grpc::CallbackGenericService {
   std::thread timer_;  // last: starts once the rest is built
 };
 
-void Call::OnReadDone(bool ok) {
-  if (!ok) return Finish(Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
+void Call::Read(bool ok) {
+  if (!ok) return Reply(Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
   front_->Handle(this);
+}
+
+std::mutex stdout_mu;
+
+// One line on stdout, for the Python server that reads them.
+void Say(const std::vector<std::string>& fields) {
+  std::string line;
+  for (const std::string& f : fields) {
+    std::string one = f;
+    std::replace_if(one.begin(), one.end(), [](char c) { return c == '\t' || c == '\n'; }, ' ');
+    line += (line.empty() ? "" : "\t") + one;
+  }
+  std::lock_guard<std::mutex> lock(stdout_mu);
+  printf("%s\n", line.c_str());
+  fflush(stdout);
+}
+
+std::vector<std::string> Fields(const std::string& line) {
+  std::vector<std::string> fields;
+  size_t from = 0;
+  for (size_t tab; (tab = line.find('\t', from)) != std::string::npos; from = tab + 1) {
+    fields.push_back(line.substr(from, tab - from));
+  }
+  fields.push_back(line.substr(from));
+  return fields;
+}
+
+// Reads the Python server's control lines (see the top of this file) until stdin closes.
+void Control(Models* models, const std::string& library) {
+  std::unique_ptr<serving_native::TensorFlow> tf;
+  std::string tf_error = "no --tensorflow_library given";
+  if (!library.empty()) tf_error.clear();
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    const std::vector<std::string> f = Fields(line);
+    if (f[0] == "unload" && f.size() == 3) {
+      models->Unload(f[1], strtoll(f[2].c_str(), nullptr, 10));
+      continue;
+    }
+    if (f[0] != "load" || f.size() != 4) {
+      fprintf(stderr, "serving_front: ignoring control line '%s'\n", line.c_str());
+      continue;
+    }
+    const int64_t version = strtoll(f[2].c_str(), nullptr, 10);
+    std::map<std::string, serving_native::Signature> signatures;
+    while (std::getline(std::cin, line) && line != "end") {
+      const std::vector<std::string> t = Fields(line);
+      if (t.size() == 5 && (t[0] == "input" || t[0] == "output")) {
+        auto& into = t[0] == "input" ? signatures[t[1]].inputs : signatures[t[1]].outputs;
+        into.push_back({t[2], t[3], atoi(t[4].c_str())});
+      }
+    }
+    models->Announce(f[1], version);
+    if (!tf && tf_error.empty()) tf = serving_native::TensorFlow::Load(library, &tf_error);
+    std::string error = tf ? "" : "TensorFlow's C API is not available: " + tf_error;
+    std::shared_ptr<const SavedModel> model = tf ? SavedModel::Load(*tf, f[3], signatures, &error) : nullptr;
+    if (model) models->Loaded(f[1], version, model);
+    Say({model ? "loaded" : "failed", f[1], f[2], error});
+  }
 }
 
 Options ParseFlags(int argc, char** argv) {
@@ -499,6 +725,8 @@ Options ParseFlags(int argc, char** argv) {
       need_number(&o.port, 0);
     } else if (arg == "--backend") {
       o.backend = value;
+    } else if (arg == "--tensorflow_library") {
+      o.tensorflow_library = value;
     } else if (arg == "--max_batch_size") {
       need_number(&o.max_batch_size, 1);
     } else if (arg == "--num_batch_threads") {
@@ -533,7 +761,9 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(options.max_message_bytes);
   channel_args.SetMaxSendMessageSize(options.max_message_bytes);
-  Front front(options, grpc::CreateCustomChannel(options.backend, grpc::InsecureChannelCredentials(), channel_args));
+  Models models;
+  Front front(options, grpc::CreateCustomChannel(options.backend, grpc::InsecureChannelCredentials(), channel_args),
+              &models);
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -541,16 +771,31 @@ int main(int argc, char** argv) {
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a taken port is an error, not shared
-  builder.RegisterCallbackGenericService(&front);
+  grpc::AsyncGenericService service;
+  builder.RegisterAsyncGenericService(&service);
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
+  const int pollers = std::max(2u, std::thread::hardware_concurrency());
+  for (int i = 0; i < pollers; ++i) queues.push_back(builder.AddCompletionQueue());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     fprintf(stderr, "serving_front: cannot listen on %s:%d\n", options.host.c_str(), options.port);
     return 1;
   }
-  printf("serving_front listening on port %d\n", port);
-  fflush(stdout);
+  for (auto& queue : queues) {
+    for (int i = 0; i < 8; ++i) new Call(&front, &service, queue.get());  // calls waited for at once
+    std::thread([cq = queue.get()] {
+      void* event;
+      bool ok;
+      while (cq->Next(&event, &ok)) static_cast<Call::Event*>(event)->Run(ok);
+    }).detach();
+  }
+  Say({"serving_front listening on port " + std::to_string(port)});
+  std::thread(Control, &models, options.tensorflow_library).detach();
   int received;
   sigwait(&signals, &received);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-  return 0;
+  // No destructors from here: the control thread may be inside TensorFlow,
+  // whose static state does not tear down cleanly.
+  fflush(stdout);
+  _exit(0);
 }

@@ -1,0 +1,136 @@
+"""The C++ gRPC front (`make native`), started and kept informed by the Python server.
+
+The front owns the public gRPC port, batches Predict calls and runs them in
+TensorFlow's C API; everything it does not run, it relays to this process's
+gRPC services on a private Unix socket. Python stays the one place that
+decides which versions are served: each version it starts serving is announced
+to the front (which loads it too), each one it stops serving is withdrawn.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from typing import Dict, Mapping, Optional, Tuple
+
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
+
+from taxi_pipeline.layout import REPO_ROOT
+
+NATIVE_FRONT = os.path.join(REPO_ROOT, "build", "native", "serving_front")
+# The C API the front runs models with: the installed wheel's, so both run one TensorFlow.
+TENSORFLOW_LIBRARY = os.path.join(os.path.dirname(tf.__file__), "libtensorflow_cc.so.2")
+_LISTENING = "serving_front listening on port "
+
+
+def control_block(name: str, number: int, path: str,
+                  signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]) -> str:
+    """The `load` lines announcing one version (see front.cc); signatures whose
+    tensors are not plain named tensors (sparse, ragged) are left to Python."""
+    lines = []
+    for signature, definition in sorted(signature_defs.items()):
+        tensors = [("input", k, v) for k, v in sorted(definition.inputs.items())]
+        tensors += [("output", k, v) for k, v in sorted(definition.outputs.items())]
+        if all(info.name for _, _, info in tensors):
+            lines += [f"{kind}\t{signature}\t{alias}\t{info.name}\t{info.dtype}" for kind, alias, info in tensors]
+    return "".join(f"{line}\n" for line in [f"load\t{name}\t{number}\t{path}", *lines, "end"])
+
+
+class NativeFront:
+    """The front process, and the versions announced to it."""
+
+    def __init__(self, binary: str, host: str, port: int, max_batch_size: int, batch_timeout_micros: int,
+                 max_message_bytes: int, tensorflow_library: Optional[str] = TENSORFLOW_LIBRARY):
+        self._socket_dir = tempfile.mkdtemp(prefix="serving-backend-")
+        self.backend = f"unix:{os.path.join(self._socket_dir, 'grpc.sock')}"
+        self._command = [
+            binary, "--host", host, "--port", str(port), "--backend", self.backend,
+            "--max_batch_size", str(max_batch_size), "--batch_timeout_micros", str(batch_timeout_micros),
+            "--max_message_bytes", str(max_message_bytes),
+        ] + (["--tensorflow_library", tensorflow_library] if tensorflow_library else [])
+        self.port: Optional[int] = None
+        self._process: Optional[subprocess.Popen] = None
+        self._lock = threading.Lock()
+        self._announced: Dict[Tuple[str, int], str] = {}  # what a (re)started front must be told
+        self._states: Dict[Tuple[str, int], str] = {}  # "loaded" or "failed: why", as the front said
+        self._state_changed = threading.Condition(self._lock)
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        line = self._process.stdout.readline()  # or EOF, if it failed
+        if not line.startswith(_LISTENING):
+            self._process.wait()
+            self.close()
+            raise RuntimeError(
+                f"the native gRPC front ({self._command[0]}) did not start (exit code "
+                f"{self._process.returncode}); its error is above"
+            )
+        self.port = int(line[len(_LISTENING):])
+        threading.Thread(target=self._read, name="front-reader", daemon=True).start()
+        with self._lock:
+            for block in self._announced.values():
+                self._send(block)
+
+    def available(self, name: str, number: int, path: str,
+                  signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]) -> None:
+        """Python now serves `number` as the latest version of `name`."""
+        if any(c in s for s in (name, path) for c in "\t\n"):
+            logging.info("model %s version %d runs in Python: its name or path has a tab or newline", name, number)
+            return
+        block = control_block(name, number, path, signature_defs)
+        with self._lock:
+            self._announced = {k: v for k, v in self._announced.items() if k[0] != name}
+            self._announced[(name, number)] = block
+            self._send(block)
+
+    def ended(self, name: str, number: int) -> None:
+        """Python no longer serves `number` of `name`."""
+        with self._lock:
+            self._announced.pop((name, number), None)
+            self._states.pop((name, number), None)
+            self._send(f"unload\t{name}\t{number}\n")
+
+    def state(self, name: str, number: int, timeout: float = 0) -> Optional[str]:
+        """"loaded", "failed: …", or None while the front is still loading it."""
+        with self._state_changed:
+            self._state_changed.wait_for(lambda: (name, number) in self._states, timeout)
+            return self._states.get((name, number))
+
+    def _send(self, text: str) -> None:
+        if self._process is not None and self._process.poll() is None:
+            try:
+                self._process.stdin.write(text)
+                self._process.stdin.flush()
+            except BrokenPipeError:
+                pass  # the front is gone; stop() reports nothing more useful
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 3 or fields[0] not in ("loaded", "failed"):
+                logging.info("serving_front: %s", line.rstrip())
+                continue
+            kind, name, number, why = fields[0], fields[1], int(fields[2]), "\t".join(fields[3:])
+            if kind == "loaded":
+                logging.info("model %s version %d runs in the native front", name, number)
+            else:
+                logging.warning("model %s version %d runs in Python: the native front could not load it: %s",
+                                name, number, why)
+            with self._state_changed:
+                self._states[(name, number)] = "loaded" if kind == "loaded" else f"failed: {why}"
+                self._state_changed.notify_all()
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait()
+        self.close()
+
+    def close(self) -> None:
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
