@@ -68,6 +68,6 @@ def test_training_learns_a_transition_the_tokens_alone_do_not_show():
     token_ids = np.stack([np.where(first == 2, 1, 2), np.full(256, 3)], axis=1)  # token 1 gives tag 1 away
     model.fit(token_ids, tags, batch_size=32, epochs=10, verbose=0)
     predicted = decoding.viterbi(
-        model(token_ids), tf.ones(tags.shape, tf.bool), *decoding.iob_transitions(TAGS), model.transition_scores()
+        model(token_ids), tf.ones(tags.shape, tf.bool), *decoding.iob_transitions(TAGS), model.learned_scores()
     ).numpy()
     np.testing.assert_array_equal(predicted, tags)

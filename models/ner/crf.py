@@ -75,8 +75,17 @@ class CrfModel(tf.keras.Model):
     def metrics(self):
         return [self.loss_tracker]
 
+    def _transitions(self) -> Transitions:
+        return next(layer for layer in self.layers if isinstance(layer, Transitions))
+
     def transition_scores(self) -> Tuple[tf.Tensor, tf.Tensor]:
-        return next(layer for layer in self.layers if isinstance(layer, Transitions)).scores()
+        """(transitions, start) with IOB's constraints, as the loss scores sequences."""
+        return self._transitions().scores()
+
+    def learned_scores(self) -> Tuple[tf.Tensor, tf.Tensor]:
+        """(transitions, start) as learned, for `decoding.viterbi`, which adds the constraints itself."""
+        layer = self._transitions()
+        return layer.learned, layer.learned_start
 
     def _loss(self, x, y, training: bool) -> tf.Tensor:
         transitions, start = self.transition_scores()

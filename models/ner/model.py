@@ -143,7 +143,7 @@ class _Tagger(tf.Module):
         ids = {k: _dense(transformed[k]) for k in MODEL_INPUTS}
         mask = ids[features.TOKEN_IDS] > 0
         predicted = decoding.viterbi(
-            self.model(ids), mask, self.allowed, self.first, self.model.transition_scores()
+            self.model(ids), mask, self.allowed, self.first, self.model.learned_scores()
         )
         return self.tag_table.lookup(predicted - 1), mask
 
