@@ -2,9 +2,10 @@
 
 Measures, in one run on loopback: batch-1 latency p50/p99 of the taxi model
 in-process and through `python -m taxi_pipeline.serving` (its own process,
-batching on, with the C++ gRPC front when built) called by the project's
-Python client, throughput of 16 concurrent gRPC clients sending single
-examples against in-process calls at batch 16, and NER latency per sentence.
+batching on, with the C++ gRPC front when built, measured once the front
+runs both models itself) called by the project's Python client, throughput of
+16 concurrent gRPC clients sending single examples against in-process calls
+at batch 16, and NER latency per sentence.
 Targets: gRPC p50 <= in-process p50 + 1 ms; 16 single-example clients >= 0.5x
 the in-process batch-16 throughput.
 
@@ -39,7 +40,7 @@ import tensorflow as tf  # noqa: E402
 
 import models  # noqa: E402
 from taxi_pipeline.examples import to_tf_example  # noqa: E402
-from taxi_pipeline.serving.__main__ import NATIVE_FRONT  # noqa: E402
+from taxi_pipeline.serving.front import NATIVE_FRONT  # noqa: E402
 from taxi_pipeline.serving.client import ServingClient  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
 
@@ -111,6 +112,22 @@ def _load(port: int, examples: np.ndarray, seconds: float) -> float:
     return result["ok"] * len(examples) / result["seconds"]
 
 
+def _wait_for_front(server: subprocess.Popen, names) -> None:
+    """Reads the server's log until the native front runs `names` (or says it cannot)."""
+    waiting = set(names)
+    for line in server.stderr:
+        for name in list(waiting):
+            if f"model {name} version" in line and "runs in" in line:
+                waiting.discard(name)
+                if "runs in Python" in line:
+                    print(f"note: {line.strip()}")
+        if not waiting:
+            break
+    if waiting:
+        sys.exit(f"the local server stopped before its front ran {sorted(waiting)}")
+    threading.Thread(target=server.stderr.read, daemon=True).start()  # keep its pipe drained
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--serving_root", default=os.path.join(REPO, "outputs", "serving_model"))
@@ -138,9 +155,11 @@ def main() -> None:
          "--model_config_file", os.path.join(args.serving_root, "models.config"),
          "--enable_batching", "--max_batch_size", "16", "--batch_timeout_micros", "5000",
          "--native_front", "on" if os.access(NATIVE_FRONT, os.X_OK) else "off"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
+        if os.access(NATIVE_FRONT, os.X_OK):
+            _wait_for_front(server, ("chicago_taxi", "ner"))
         client = ServingClient(f"127.0.0.1:{port}", timeout=30)
         deadline = time.time() + 120
         while True:
