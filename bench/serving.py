@@ -150,15 +150,16 @@ def main() -> None:
     local_throughput = 16 / np.median(local_16)
 
     port = _free_port()
+    native = os.access(NATIVE_FRONT, os.X_OK)
     server = subprocess.Popen(
         [sys.executable, "-m", "taxi_pipeline.serving", "--port", str(port), "--rest_api_port", "0",
          "--model_config_file", os.path.join(args.serving_root, "models.config"),
          "--enable_batching", "--max_batch_size", "16", "--batch_timeout_micros", "5000",
-         "--native_front", "on" if os.access(NATIVE_FRONT, os.X_OK) else "off"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+         "--native_front", "on" if native else "off"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if native else subprocess.DEVNULL, text=True,
     )
     try:
-        if os.access(NATIVE_FRONT, os.X_OK):
+        if native:
             _wait_for_front(server, ("chicago_taxi", "ner"))
         client = ServingClient(f"127.0.0.1:{port}", timeout=30)
         deadline = time.time() + 120
