@@ -60,8 +60,8 @@
 namespace {
 
 using grpc::ByteBuffer;
-using serving_native::SavedModel;
 using grpc::Status;
+using serving_native::SavedModel;
 using tensorflow::TensorProto;
 using tensorflow::serving::PredictRequest;
 using tensorflow::serving::PredictResponse;

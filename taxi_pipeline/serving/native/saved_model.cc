@@ -12,13 +12,13 @@ namespace serving_native {
 
 using tensorflow::TensorProto;
 
-#define SERVING_TF_FUNCTIONS(X)                                                                               \
-  X(TF_NewStatus) X(TF_DeleteStatus) X(TF_GetCode) X(TF_Message) X(TF_NewSessionOptions)                     \
-  X(TF_DeleteSessionOptions) X(TF_SetConfig) X(TF_NewGraph) X(TF_DeleteGraph) X(TF_LoadSessionFromSavedModel)                \
-  X(TF_CloseSession) X(TF_DeleteSession) X(TF_GraphOperationByName) X(TF_OperationNumOutputs)                \
-  X(TF_SessionRun) X(TF_AllocateTensor) X(TF_DeleteTensor) X(TF_TensorData) X(TF_TensorByteSize)            \
-  X(TF_TensorType) X(TF_NumDims) X(TF_Dim) X(TF_DataTypeSize) X(TF_StringInit) X(TF_StringAssignView)       \
-  X(TF_StringGetDataPointer) X(TF_StringGetSize)
+#define SERVING_TF_FUNCTIONS(X)                                                                     \
+  X(TF_NewStatus) X(TF_DeleteStatus) X(TF_GetCode) X(TF_Message) X(TF_NewSessionOptions)           \
+  X(TF_DeleteSessionOptions) X(TF_SetConfig) X(TF_NewGraph) X(TF_DeleteGraph)                       \
+  X(TF_LoadSessionFromSavedModel) X(TF_CloseSession) X(TF_DeleteSession) X(TF_GraphOperationByName) \
+  X(TF_OperationNumOutputs) X(TF_SessionRun) X(TF_AllocateTensor) X(TF_DeleteTensor)               \
+  X(TF_TensorData) X(TF_TensorType) X(TF_NumDims) X(TF_Dim) X(TF_DataTypeSize) X(TF_StringInit)    \
+  X(TF_StringAssignView) X(TF_StringGetDataPointer) X(TF_StringGetSize)
 
 struct Api {
 #define SERVING_TF_POINTER(name) decltype(&::name) name = nullptr;
