@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.ner import metrics
+from models.ner import chunks, metrics
 from models.ner.preprocessing import encode_iob
 
 
 def test_spans_follow_conll_chunking():
-    assert metrics.tag_spans(["B-geo", "O", "B-tim", "I-tim"]) == {(0, 1, "geo"), (2, 4, "tim")}
+    assert chunks.tag_spans(["B-geo", "O", "B-tim", "I-tim"]) == {(0, 1, "geo"), (2, 4, "tim")}
     # I- after O starts a chunk; a type change splits; B- after I- of the same type splits.
-    assert metrics.tag_spans(["I-per", "I-per", "I-geo", "B-geo", "I-geo"]) == {
+    assert chunks.tag_spans(["I-per", "I-per", "I-geo", "B-geo", "I-geo"]) == {
         (0, 2, "per"), (2, 3, "geo"), (3, 5, "geo")
     }
-    assert metrics.tag_spans(["O", "O"]) == set()
+    assert chunks.tag_spans(["O", "O"]) == set()
 
 
 def test_f1_counts_only_exact_span_and_type():
@@ -48,7 +48,7 @@ def test_codes_decode_to_the_same_spans_as_tags(tags):
     codes = encode_iob(tf.constant(tags)).numpy()
     decoded = metrics.code_spans(list(codes) + [metrics.PAD, metrics.PAD])
     as_positions = lambda spans: sorted((s, e) for s, e, _ in spans)  # noqa: E731
-    assert as_positions(decoded) == as_positions(metrics.tag_spans(tags))
+    assert as_positions(decoded) == as_positions(chunks.tag_spans(tags))
     # Same type, same code; different types, different codes.
     kinds = {t[2:]: int(c) % metrics.TYPE_SPACE for t, c in zip(tags, codes) if t != "O"}
     assert len(set(kinds.values())) == len(kinds)

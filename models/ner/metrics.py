@@ -1,8 +1,7 @@
 """Entity-level precision, recall and F1 (CoNLL rules) and token accuracy.
 
 An entity counts as found only when its span and type both match a gold
-entity. Chunks follow conlleval: a chunk starts at B-x, or at I-x after O or
-after another type, and runs while I-x of the same type follows.
+entity; chunks are read as conlleval reads them (`chunks.py`).
 
 Inside TFMA the tags arrive as IOB codes (see `preprocessing.encode_iob`):
 `prefix * TYPE_SPACE + type_hash` with prefix 1 = B and 2 = I, 0 for O, and
@@ -12,47 +11,21 @@ Inside TFMA the tags arrive as IOB codes (see `preprocessing.encode_iob`):
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Hashable, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
+from models.ner.chunks import Span, spans, tag_spans
+
 TYPE_SPACE = 1 << 20
 PAD = -1
-
-Span = Tuple[int, int, Hashable]
 
 ENTITY_F1 = "entity_f1"
 ENTITY_PRECISION = "entity_precision"
 ENTITY_RECALL = "entity_recall"
 TOKEN_ACCURACY = "token_accuracy"
-
-
-def spans(pairs: Iterable[Tuple[str, Hashable]]) -> Set[Span]:
-    """Entity chunks (start, end exclusive, type) of (prefix, type) pairs.
-
-    `prefix` is "B", "I" or "O" (anything else counts as O).
-    """
-    found: Set[Span] = set()
-    start: Optional[int] = None
-    kind: Hashable = None
-    position = -1
-    for position, (prefix, current) in enumerate(pairs):
-        continues = prefix == "I" and start is not None and current == kind
-        if start is not None and not continues:
-            found.add((start, position, kind))
-            start = None
-        if prefix == "B" or (prefix == "I" and not continues):
-            start, kind = position, current
-    if start is not None:
-        found.add((start, position + 1, kind))
-    return found
-
-
-def tag_spans(tags: Sequence[str]) -> Set[Span]:
-    """Entity chunks of IOB tag strings such as ["B-geo", "O", "B-tim", "I-tim"]."""
-    return spans((t[:1], t[2:]) if t[1:2] == "-" else ("O", None) for t in tags)
 
 
 def code_spans(codes: Sequence[int]) -> Set[Span]:

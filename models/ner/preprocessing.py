@@ -17,14 +17,6 @@ _SUFFIX_VOCAB = "suffixes"
 TAG_VOCAB = "tags"
 
 
-def tokenize(text: tf.Tensor) -> tf.RaggedTensor:
-    """Splits sentences into words and punctuation marks, GMB style; periods
-    and commas inside numbers ("3.5", "1,000") stay in the token."""
-    spaced = tf.strings.regex_replace(text, r"([^\pL\pN\s'\-.,])", r" \1 ")
-    spaced = tf.strings.regex_replace(spaced, r"([.,])(\s|$)", r" \1\2")
-    return tf.strings.split(tf.strings.strip(spaced))
-
-
 def token_shapes(tokens: tf.Tensor) -> tf.Tensor:
     """The index in `features.SHAPES` of each token's shape (never 0, the pad)."""
     shapes = [

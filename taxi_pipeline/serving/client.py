@@ -5,6 +5,9 @@
     echo "Angela Merkel visited Paris" | python -m taxi_pipeline.serving.client ner
     python -m taxi_pipeline.serving.client metadata --model_name ner
 
+`ner` prints each sentence's token/tag pairs, then one line per entity:
+type, start and end (characters of the sentence) and its text.
+
 Common flags: --target HOST:PORT (default localhost:8500), --model_name,
 --model_version N, --timeout SECONDS.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -31,6 +35,7 @@ from tensorflow_serving.apis import (
 )
 
 import models
+from models.ner import chunks
 from taxi_pipeline.examples import to_tf_example
 
 
@@ -94,13 +99,39 @@ class ServingClient:
 
     def tag_text(
         self, sentences: Sequence[str], model: str = "ner", version: Optional[int] = None
-    ) -> List[List[Tuple[str, str]]]:
-        """(token, tag) pairs of each raw sentence."""
+    ) -> List["TaggedSentence"]:
+        """Each raw sentence's tokens, tags and entities."""
         outputs = self.predict(model, {"text": np.array(list(sentences), dtype=object)}, version=version)
         return [
-            [(t.decode(), g.decode()) for t, g in zip(tokens, tags) if t]
-            for tokens, tags in zip(outputs["tokens"], outputs["tags"])
+            TaggedSentence(
+                text,
+                [(t.decode(), g.decode(), int(s), int(e)) for t, g, s, e in zip(*row) if t],
+            )
+            for text, *row in zip(sentences, outputs["tokens"], outputs["tags"], outputs["starts"], outputs["ends"])
         ]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggedSentence:
+    """A sentence as the NER model read it: (token, tag, start, end) per token,
+    offsets in characters of `text`."""
+
+    text: str
+    tokens: List[Tuple[str, str, int, int]]
+
+    def pairs(self) -> List[Tuple[str, str]]:
+        """(token, tag) of each token."""
+        return [(token, tag) for token, tag, _, _ in self.tokens]
+
+    def entities(self) -> List[Tuple[str, str, int, int]]:
+        """(text, type, start, end) of each entity, in order; `text` is the
+        sentence's own characters, spacing included."""
+        spans = chunks.text_spans(
+            [tag for _, tag, _, _ in self.tokens],
+            [start for _, _, start, _ in self.tokens],
+            [end for _, _, _, end in self.tokens],
+        )
+        return [(self.text[start:end], kind, start, end) for start, end, kind in sorted(spans)]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,7 +164,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         elif args.command == "ner":
             sentences = args.text or [line.strip() for line in sys.stdin if line.strip()]
             for tagged in client.tag_text(sentences, args.model_name, args.model_version):
-                print(" ".join(f"{token}/{tag}" for token, tag in tagged))
+                print(" ".join(f"{token}/{tag}" for token, tag in tagged.pairs()))
+                for text, kind, start, end in tagged.entities():
+                    print(f"  {kind}\t{start}\t{end}\t{text}")
         else:
             print(json.dumps({"status": client.status(args.model_name, args.model_version),
                               "metadata": client.metadata(args.model_name, args.model_version)}, indent=2))
