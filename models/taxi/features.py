@@ -8,9 +8,11 @@ from typing import Dict, List
 
 from taxi_pipeline.model_spec import FLOAT, INT, STRING
 
-# Every column of the raw CSV and the type the pipeline requires it to have.
+# Every column of the raw CSV and the type the pipeline requires it to have:
+# the types CsvExampleGen infers from the data, and those of TFX's own
+# Chicago taxi schema (tfx/examples/chicago_taxi_pipeline).
 RAW_COLUMNS: Dict[str, str] = {
-    "pickup_community_area": FLOAT,
+    "pickup_community_area": INT,
     "fare": FLOAT,
     "trip_start_month": INT,
     "trip_start_hour": INT,
@@ -21,12 +23,12 @@ RAW_COLUMNS: Dict[str, str] = {
     "dropoff_latitude": FLOAT,
     "dropoff_longitude": FLOAT,
     "trip_miles": FLOAT,
-    "pickup_census_tract": FLOAT,
-    "dropoff_census_tract": FLOAT,
+    "pickup_census_tract": INT,
+    "dropoff_census_tract": INT,
     "payment_type": STRING,
     "company": STRING,
-    "trip_seconds": FLOAT,
-    "dropoff_community_area": FLOAT,
+    "trip_seconds": INT,
+    "dropoff_community_area": INT,
     "tips": FLOAT,
 }
 

@@ -124,7 +124,10 @@ def export_serving_model(
     """Saves `model` with the transform graph, ready for TF Serving and TFMA.
 
     `serving_default` scores serialized raw tf.Examples typed as the model
-    declares its columns (`features.RAW_COLUMNS`), the contract for clients.
+    declares its columns (`features.RAW_COLUMNS`, the types of the data and
+    of TFX's taxi schema), whole-number columns also as floats and float
+    columns also as ints. `example_contract` shows that contract in
+    GetModelMetadata: one output per feature, of its declared dtype.
     `score_stored_examples` scores tf.Examples as ExampleGen stored them (types
     inferred from the data) and `transform_features` yields the transformed
     label: both feed TFMA.
@@ -138,9 +141,13 @@ def export_serving_model(
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def serve_tf_examples(serialized):
-        parsed = tf.io.parse_example(serialized, examples.parse_spec(request_columns))
+        parsed = examples.parse_examples(serialized, request_columns)
         raw = {k: _as_spec(v, raw_spec[k]) for k, v in parsed.items()}
         return {"probabilities": model(model.tft_layer(raw))}
+
+    @tf.function(input_signature=[], autograph=False)
+    def example_contract():
+        return {k: tf.zeros([0], examples.DTYPES[kind]) for k, kind in request_columns.items()}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def score_stored_examples(serialized):
@@ -153,6 +160,7 @@ def export_serving_model(
 
     signatures = {
         "serving_default": serve_tf_examples.get_concrete_function(),
+        "example_contract": example_contract.get_concrete_function(),
         "score_stored_examples": score_stored_examples.get_concrete_function(),
         "transform_features": transform_features.get_concrete_function(),
     }
