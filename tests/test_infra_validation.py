@@ -61,10 +61,15 @@ def test_local_check_passes_a_pushed_model_and_names_what_breaks_one(taxi_run, t
     batch = np.array([r.numpy() for r in records], dtype=object)
     assert serving_problem(summary.pushed_model, "score_stored_examples", batch) == ""
     assert '"nope" not found' in serving_problem(summary.pushed_model, "nope", batch)
-    # serving_default takes the declared raw types, which the stored examples do not all have.
+    # serving_default takes the data's own types, as stored or as the client builds them ...
     declared = [to_tf_example(r, features.RAW_COLUMNS).SerializeToString() for _, r in taxi_frame.head(3).iterrows()]
     assert serving_problem(summary.pushed_model, "serving_default", np.array(declared, dtype=object)) == ""
-    assert "Data types don't match" in serving_problem(summary.pushed_model, "score_stored_examples", np.array(declared, dtype=object))
+    assert serving_problem(summary.pushed_model, "serving_default", batch) == ""
+    # ... and names a feature of a type it does not take.
+    wrong = tf.train.Example()
+    wrong.features.feature["company"].float_list.value.append(1.0)
+    problem = serving_problem(summary.pushed_model, "serving_default", np.array([wrong.SerializeToString()], dtype=object))
+    assert "company" in problem and "Data types don't match" in problem
 
     broken = tmp_path / "broken"
     shutil.copytree(summary.pushed_model, broken)

@@ -29,7 +29,9 @@ def test_trains_and_serving_signature_scores_raw_examples(tmp_path, taxi_frame, 
 
     model.export_serving_model(keras_model, output, str(tmp_path / "model"))
     loaded = tf.saved_model.load(str(tmp_path / "model"))
-    assert set(loaded.signatures) == {"serving_default", "score_stored_examples", "transform_features"}
+    assert set(loaded.signatures) == {
+        "serving_default", "example_contract", "score_stored_examples", "transform_features"
+    }
 
     rows = slice(0, 32)
     serialized = tf.constant(
