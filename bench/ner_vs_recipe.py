@@ -4,7 +4,9 @@ Splits a GMB-format file by sentence (every fifth sentence held out), then
   - trains this project's model through the real pipeline
     (`local_runner.py --pipeline ner --data <train part>`; its ExampleGen keeps
     a tenth of that for its own evaluation), and tags the held-out sentences
-    through the pushed model's `tag_tokens` signature;
+    twice: as gold tokens through the model's `tag_tokens` signature, and as
+    text (the tokens joined by single spaces) through `serving_default`, whose
+    entities are matched by character span, so tokenization counts;
   - trains the Kubeflow example's recipe (Embedding 140 → Dropout 0.1 →
     BiLSTM 100 → TimeDistributed softmax, maxlen 140, batch 32, Adam) on the
     whole train part, scoring the held-out sentences after every epoch.
@@ -13,8 +15,7 @@ ours (the Trainer's run) against the time the recipe took to reach its best.
 
     .venv/bin/python bench/ner_vs_recipe.py [--data FILE] [--recipe_epochs N]
 
-Without --data it uses ../shared/data/ner/gmb_train.csv when present, else the
-embedded corpus.
+Without --data it uses the embedded GMB sentences (data/ner/ner_dataset.csv).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ sys.path.insert(0, REPO)
 
 import taxi_pipeline  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
 
-SHARED_GMB = os.path.join(os.path.dirname(REPO), "shared", "data", "ner", "gmb_train.csv")
 MAXLEN = 140
 
 
@@ -59,7 +59,7 @@ def _ours(train_file: str, work: str, held_out, extra_args):
     from ml_metadata.proto import metadata_store_pb2
 
     import local_runner
-    from models.ner import metrics
+    from models.ner import chunks, metrics
 
     output = os.path.join(work, "ours")
     local_runner.run(["--pipeline", "ner", "--data", train_file, "--output_dir", output] + extra_args)
@@ -74,16 +74,30 @@ def _ours(train_file: str, work: str, held_out, extra_args):
                                               if e.type == metadata_store_pb2.Event.OUTPUT])
         if store.get_artifact_types_by_id([a.type_id])[0].name == "Model"
     ][0]
-    tagger = tf.saved_model.load(os.path.join(model.uri, "Format-Serving")).signatures["tag_tokens"]
+    signatures = tf.saved_model.load(os.path.join(model.uri, "Format-Serving")).signatures
     predicted = []
+    from_text = metrics.Counts()
     for start in range(0, len(held_out), 256):
         batch = held_out[start : start + 256]
         width = max(len(t) for t, _ in batch)
         tokens = tf.constant([t + [""] * (width - len(t)) for t, _ in batch])
-        tags = tagger(tokens=tokens)["tags"].numpy()
+        tags = signatures["tag_tokens"](tokens=tokens)["tags"].numpy()
         predicted += [[x.decode() for x in row[: len(t)]] for row, (t, _) in zip(tags, batch)]
+        served = signatures["serving_default"](text=tf.constant([" ".join(t) for t, _ in batch]))
+        for row, (gold_tokens, gold_tags) in enumerate(batch):
+            gold_starts = [sum(len(t) + 1 for t in gold_tokens[:i]) for i in range(len(gold_tokens))]
+            gold_ends = [s + len(t) for s, t in zip(gold_starts, gold_tokens)]
+            real = served["tokens"][row].numpy() != b""
+            from_text.add_spans(
+                chunks.text_spans(gold_tags, gold_starts, gold_ends),
+                chunks.text_spans(
+                    [x.decode() for x in served["tags"][row].numpy()[real]],
+                    served["starts"][row].numpy()[real].tolist(),
+                    served["ends"][row].numpy()[real].tolist(),
+                ),
+            )
     counts = metrics.count_tags([g for _, g in held_out], predicted)
-    return counts.metrics(), train_seconds
+    return counts.metrics(), from_text.metrics(), train_seconds
 
 
 def _recipe(train, held_out, epochs: int):
@@ -137,7 +151,7 @@ def _recipe(train, held_out, epochs: int):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=SHARED_GMB if os.path.exists(SHARED_GMB) else os.path.join(REPO, "data", "ner", "ner_dataset.csv"))
+    p.add_argument("--data", default=os.path.join(REPO, "data", "ner", "ner_dataset.csv"))
     p.add_argument("--recipe_epochs", type=int, default=6)
     p.add_argument("--train_steps", help="our model's training steps (default: its own)")
     p.add_argument("--skip_recipe", action="store_true", help="only train and score our model")
@@ -148,17 +162,26 @@ def main() -> None:
     print(f"data {args.data}: {len(train)} train, {len(held_out)} held-out sentences; work dir {work}", flush=True)
 
     extra = ["--train_steps", args.train_steps] if args.train_steps else []
-    ours, ours_seconds = _ours(train_file, work, held_out, extra)
-    print(f"  ours: {ours_seconds:.0f} s of training, held-out entity F1 {ours['entity_f1']:.4f}", flush=True)
+    ours, text, ours_seconds = _ours(train_file, work, held_out, extra)
+    print(
+        f"  ours: {ours_seconds:.0f} s of training, held-out entity F1 {ours['entity_f1']:.4f} "
+        f"from gold tokens, {text['entity_f1']:.4f} from text",
+        flush=True,
+    )
     if args.skip_recipe:
         return
     best, best_seconds, _ = _recipe(train, held_out, args.recipe_epochs)
 
-    print(f"{'':>8} {'entity F1':>10} {'precision':>10} {'recall':>8} {'train s':>8}")
-    print(f"{'ours':>8} {ours['entity_f1']:10.4f} {ours['entity_precision']:10.4f} {ours['entity_recall']:8.4f} {ours_seconds:8.0f}")
-    print(f"{'recipe':>8} {best:10.4f} {'':>10} {'':>8} {best_seconds:8.0f}  (best epoch)")
-    met = ours["entity_f1"] >= 0.80 and ours["entity_f1"] > best and ours_seconds <= best_seconds
-    print(f"target (F1 >= 0.80, ahead of the recipe, no more training time): {'MET' if met else 'NOT met'}")
+    print(f"{'':>12} {'entity F1':>10} {'precision':>10} {'recall':>8} {'train s':>8}")
+    for name, scores in (("ours, tokens", ours), ("ours, text", text)):
+        print(
+            f"{name:>12} {scores['entity_f1']:10.4f} {scores['entity_precision']:10.4f} "
+            f"{scores['entity_recall']:8.4f} {ours_seconds:8.0f}"
+        )
+    print(f"{'recipe':>12} {best:10.4f} {'':>10} {'':>8} {best_seconds:8.0f}  (best epoch)")
+    met = min(ours["entity_f1"], text["entity_f1"]) >= 0.82 and ours_seconds <= best_seconds
+    print(f"target (F1 >= 0.82 from tokens and from text, no more training time than the recipe): "
+          f"{'MET' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":

