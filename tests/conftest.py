@@ -1,6 +1,7 @@
 """Shared fixtures: small slices of the embedded data, and one small pipeline run."""
 
 import os
+import shutil
 
 import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import pandas as pd
@@ -120,7 +121,7 @@ def ner_slice_file(tmp_path_factory) -> str:
     lines = text.splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines) if line.startswith("Sentence: ")]
     out = tmp_path_factory.mktemp("ner_slice") / "ner_dataset.csv"
-    out.write_text("".join(lines[: starts[NER_SLICE_SENTENCES]]), encoding="latin-1")
+    out.write_text("".join(lines[: starts[NER_SLICE_SENTENCES]]), encoding="utf-8")
     return str(out)
 
 
@@ -128,3 +129,45 @@ def ner_slice_file(tmp_path_factory) -> str:
 def ner_run(tmp_path_factory, ner_slice_file):
     """One local NER pipeline run on the slice: (output dir, RunSummary)."""
     return _run_pipeline(tmp_path_factory, "ner", ner_slice_file, 250)
+
+
+# The same float32 numbers, up to rounding: the native front runs the graph in
+# TensorFlow's session runtime on one thread, which may add up in another order.
+RTOL = 1e-5
+
+
+def native_front() -> str:
+    """The built C++ front; `make test` builds it first."""
+    from taxi_pipeline.serving.__main__ import NATIVE_FRONT
+
+    if not os.access(NATIVE_FRONT, os.X_OK):
+        pytest.fail(f"{NATIVE_FRONT} is not built: run `make native` (or `make test`)")
+    return NATIVE_FRONT
+
+
+@pytest.fixture(scope="module", params=["python", "native"])
+def served(request, tmp_path_factory, taxi_run, ner_run):
+    """A server on free loopback ports over copies of both pushed models, its
+    gRPC answered by Python itself or by the C++ front before it, which runs
+    the models in TensorFlow's C API: every gRPC test runs against both."""
+    from taxi_pipeline.serving import config
+    from taxi_pipeline.serving.__main__ import Server
+    from taxi_pipeline.serving.batching import Batcher
+    from taxi_pipeline.serving.client import ServingClient
+
+    root = tmp_path_factory.mktemp("serving")
+    pushed = {"chicago_taxi": taxi_run[1].pushed_model, "ner": ner_run[1].pushed_model}
+    for name, path in pushed.items():
+        shutil.copytree(path, root / name / "1")
+    config_file = config.write_for_serving_root(str(root))
+    assert config.parse(open(config_file).read()) == {"chicago_taxi": "/models/chicago_taxi", "ner": "/models/ner"}
+    models_ = {name: config.resolve(path, config_file) for name, path in config.parse(open(config_file).read()).items()}
+    front = native_front() if request.param == "native" else None
+    server = Server(models_, port=0, rest_api_port=0, poll_seconds=0.2, batcher=Batcher(16, 2000), native_front=front)
+    server.start()
+    if front:  # the front runs both models itself, not only relays them
+        assert [server.front.state(name, 1, timeout=120) for name in pushed] == ["loaded", "loaded"]
+    client = ServingClient(f"127.0.0.1:{server.port}", timeout=30)
+    yield server, client, root, pushed
+    client.close()
+    server.stop()

@@ -18,44 +18,8 @@ from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_
 import models
 from taxi_pipeline.examples import to_tf_example
 from taxi_pipeline.serving import config
-from taxi_pipeline.serving.__main__ import NATIVE_FRONT, Server
-from taxi_pipeline.serving.batching import Batcher
-from taxi_pipeline.serving.client import ServingClient
-
-
-# The same float32 numbers, up to rounding: the native front runs the graph in
-# TensorFlow's session runtime on one thread, which may add up in another order.
-RTOL = 1e-5
-
-
-def native_front() -> str:
-    """The built C++ front; `make test` builds it first."""
-    if not os.access(NATIVE_FRONT, os.X_OK):
-        pytest.fail(f"{NATIVE_FRONT} is not built: run `make native` (or `make test`)")
-    return NATIVE_FRONT
-
-
-@pytest.fixture(scope="module", params=["python", "native"])
-def served(request, tmp_path_factory, taxi_run, ner_run):
-    """A server on free loopback ports over copies of both pushed models, its
-    gRPC answered by Python itself or by the C++ front before it, which runs
-    the models in TensorFlow's C API: every gRPC test runs against both."""
-    root = tmp_path_factory.mktemp("serving")
-    pushed = {"chicago_taxi": taxi_run[1].pushed_model, "ner": ner_run[1].pushed_model}
-    for name, path in pushed.items():
-        shutil.copytree(path, root / name / "1")
-    config_file = config.write_for_serving_root(str(root))
-    assert config.parse(open(config_file).read()) == {"chicago_taxi": "/models/chicago_taxi", "ner": "/models/ner"}
-    models_ = {name: config.resolve(path, config_file) for name, path in config.parse(open(config_file).read()).items()}
-    front = native_front() if request.param == "native" else None
-    server = Server(models_, port=0, rest_api_port=0, poll_seconds=0.2, batcher=Batcher(16, 2000), native_front=front)
-    server.start()
-    if front:  # the front runs both models itself, not only relays them
-        assert [server.front.state(name, 1, timeout=120) for name in pushed] == ["loaded", "loaded"]
-    client = ServingClient(f"127.0.0.1:{server.port}", timeout=30)
-    yield server, client, root, pushed
-    client.close()
-    server.stop()
+from taxi_pipeline.serving.client import main as client_main
+from tests.conftest import RTOL
 
 
 def _rest(server, path, body=None):
@@ -90,13 +54,27 @@ def test_grpc_and_rest_ner_tags_match_the_saved_model(served):
         [(t.decode(), g.decode()) for t, g in zip(tokens, tags) if t]
         for tokens, tags in zip(local["tokens"].numpy(), local["tags"].numpy())
     ]
-    assert client.tag_text(sentences) == expected
+    tagged = client.tag_text(sentences)
+    assert [t.pairs() for t in tagged] == expected
+    assert tagged[0].entities()[0][0] == "London", "entities carry the sentence's own text"
     status, body = _rest(server, "/v1/models/ner:predict", {"instances": sentences})
     assert status == 200
     assert [list(zip(p["tokens"], p["tags"])) for p in body["predictions"]] == [
         [(t, g) for t, g in row] + [("", "")] * (len(body["predictions"][i]["tokens"]) - len(row))
         for i, row in enumerate(expected)
     ]
+
+
+def test_client_cli_prints_tags_and_entities(served, capsys):
+    server = served[0]
+    sentence = "Angela  Merkel visited London on Monday"
+    client_main(["--target", f"127.0.0.1:{server.port}", "ner", "--text", sentence])
+    pairs, *entities = capsys.readouterr().out.splitlines()
+    assert [p.rsplit("/", 1)[0] for p in pairs.split(" ")] == ["Angela", "Merkel", "visited", "London", "on", "Monday"]
+    for line in entities:
+        kind, start, end, text = line.strip().split("\t")
+        assert sentence[int(start):int(end)] == text and kind in {"geo", "org", "per", "gpe", "tim", "art", "eve", "nat"}
+    assert ("geo", "London") in [(e.split("\t")[0].strip(), e.split("\t")[3]) for e in entities]
 
 
 def test_rest_predict_b64_examples_and_columnar(served, taxi_frame):

@@ -20,7 +20,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from taxi_pipeline.serving.__main__ import Server
 from taxi_pipeline.serving.batching import Batcher
-from tests.test_serving import native_front
+from tests.conftest import native_front
 
 
 class _Toy(tf.Module):
