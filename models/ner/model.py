@@ -1,7 +1,6 @@
 """Keras Bi-LSTM tagger for NER, its run_fn, and a raw-text serving signature."""
 
 import dataclasses
-import os
 from typing import Dict, List
 
 import tensorflow as tf
@@ -31,9 +30,6 @@ class Hyperparameters:
     # tag words it has never seen from their characters and context.
     word_dropout: float = 0.1
     lstm_layers: int = 1
-    # Models trained from seeds seed, seed + 1, ...; serving averages their
-    # tag and transition scores (one Viterbi over the mean).
-    ensemble: int = 1
     learning_rate: float = 0.01
     batch_size: int = 32
     min_token_count: int = 2
@@ -143,26 +139,10 @@ def output_tags(tf_transform_output: tft.TFTransformOutput) -> List[str]:
     return ["<pad>", *tags, "<oov>"]
 
 
-class Ensemble(tf.Module):
-    """CRF models of one architecture read as one: the mean of their per-token
-    tag scores and of their learned transition scores."""
-
-    def __init__(self, members: List[crf.CrfModel]):
-        super().__init__()
-        self.members = list(members)
-
-    def __call__(self, ids: Dict[str, tf.Tensor]) -> tf.Tensor:
-        return tf.add_n([member(ids) for member in self.members]) / len(self.members)
-
-    def learned_scores(self):
-        parts = zip(*(member.learned_scores() for member in self.members))
-        return tuple(tf.add_n(list(part)) / len(self.members) for part in parts)
-
-
 class _Tagger(tf.Module):
     """The trained model with its transform graph and tag vocabulary."""
 
-    def __init__(self, model: Ensemble, tf_transform_output: tft.TFTransformOutput):
+    def __init__(self, model: crf.CrfModel, tf_transform_output: tft.TFTransformOutput):
         super().__init__()
         self.model = model
         self.allowed, self.first = decoding.iob_transitions(output_tags(tf_transform_output))
@@ -219,7 +199,7 @@ class _Tagger(tf.Module):
 
 
 def export_serving_model(
-    model: Ensemble, tf_transform_output: tft.TFTransformOutput, path: str
+    model: crf.CrfModel, tf_transform_output: tft.TFTransformOutput, path: str
 ) -> None:
     """Saves the tagger: `serving_default` takes raw sentences (`text`) and
     answers `tokens` and `tags`, padded with "", and each token's `starts` and
@@ -240,31 +220,26 @@ def export_serving_model(
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """Trains the tagger (`ensemble` members) and saves it with its serving signatures."""
+    """Trains the tagger and saves it with its serving signatures."""
     hparams = Hyperparameters(**(fn_args.custom_config or {}).get("hyperparameters", {}))
+    tf.keras.utils.set_random_seed(hparams.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train, evaluation = (
         _input_fn(files, fn_args.data_accessor, tf_transform_output, hparams.batch_size)
         for files in (fn_args.train_files, fn_args.eval_files)
     )
-    members = []
-    for member in range(hparams.ensemble):
-        tf.keras.utils.set_random_seed(hparams.seed + member)
-        model = build_keras_model(
-            preprocessing.vocabulary_sizes(tf_transform_output),
-            dataclasses.replace(hparams, seed=hparams.seed + member),
-            fn_args.train_steps,
-            output_tags(tf_transform_output),
-        )
-        model.fit(
-            train,
-            steps_per_epoch=fn_args.train_steps,
-            validation_data=evaluation,
-            validation_steps=fn_args.eval_steps,
-            callbacks=[tf.keras.callbacks.TensorBoard(
-                log_dir=os.path.join(fn_args.model_run_dir, f"member-{member}"), update_freq="epoch"
-            )],
-            verbose=2,
-        )
-        members.append(model)
-    export_serving_model(Ensemble(members), tf_transform_output, fn_args.serving_model_dir)
+    model = build_keras_model(
+        preprocessing.vocabulary_sizes(tf_transform_output),
+        hparams,
+        fn_args.train_steps,
+        output_tags(tf_transform_output),
+    )
+    model.fit(
+        train,
+        steps_per_epoch=fn_args.train_steps,
+        validation_data=evaluation,
+        validation_steps=fn_args.eval_steps,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
+        verbose=2,
+    )
+    export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
