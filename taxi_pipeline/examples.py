@@ -46,8 +46,6 @@ DTYPES = {INT: tf.int64, FLOAT: tf.float32, STRING: tf.string}
 
 # tf.train.Feature's value lists, in the order decoded below.
 _LISTS = ("bytes_list", "float_list", "int64_list")
-# Which lists a column of each type accepts.
-_ACCEPTED = {STRING: (True, False, False), FLOAT: (False, True, True), INT: (False, True, True)}
 _ACCEPTED_TEXT = {
     STRING: "bytes_list",
     FLOAT: "float_list or int64_list",
@@ -66,9 +64,14 @@ def _decode(serialized: tf.Tensor, message: str, fields, dtypes):
     return [tf.RaggedTensor.from_tensor(v[:-1], lengths=sizes[:-1, i]) for i, v in enumerate(values)]
 
 
-def _flat(singles: tf.RaggedTensor) -> tf.Tensor:
-    """A [n, (0 or 1)] ragged tensor of messages as [n] ("" for none)."""
-    return tf.reshape(singles.to_tensor("", shape=[None, 1]), [-1])
+def _decode_single(serialized: tf.Tensor, message: str, fields):
+    """Singular message fields of each serialized `message` ([n] strings):
+    ([n] strings per field, "" where absent; [n, fields] whether present)."""
+    sizes, values = tf.io.decode_proto(
+        tf.concat([serialized, [""]], axis=0), f"tensorflow.{message}", list(fields), [tf.string] * len(fields),
+        descriptor_source="local://",
+    )
+    return [v[:-1, 0] for v in values], sizes[:-1] > 0
 
 
 def parse_examples(serialized: tf.Tensor, columns: Mapping[str, str]) -> Dict[str, tf.sparse.SparseTensor]:
@@ -78,33 +81,60 @@ def parse_examples(serialized: tf.Tensor, columns: Mapping[str, str]) -> Dict[st
 
     Features not in `columns` are ignored; a value list of a type the column
     does not accept, a fraction in an INT column, or bytes that are no
-    tf.Example, are an InvalidArgumentError naming the problem.
+    tf.Example, are an InvalidArgumentError naming the problem. Batches typed
+    as declared take one ParseExample; the decoding per column runs only for
+    batches that send the other numeric type.
     """
     serialized = tf.reshape(serialized, [-1])
+    specs = {name: tf.io.VarLenFeature(DTYPES[kind]) for name, kind in columns.items()}
     # String columns parse as usual; that also rejects what is no tf.Example.
-    text_columns = {name: tf.io.VarLenFeature(tf.string) for name, kind in columns.items() if kind == STRING}
-    parsed = dict(tf.io.parse_example(serialized, text_columns)) if text_columns else {}
+    text = {name: spec for name, spec in specs.items() if columns[name] == STRING}
+    parsed = dict(tf.io.parse_example(serialized, text)) if text else {}
+    numeric = {name: kind for name, kind in columns.items() if kind != STRING}
+    if not numeric:
+        return parsed
     with tf.control_dependencies([v.indices for v in parsed.values()]):
         serialized = tf.identity(serialized)
+    (features,), _ = _decode_single(serialized, "Example", ["features"])
+    sizes, (entries,) = tf.io.decode_proto(
+        tf.concat([features, [""]], axis=0), "tensorflow.Features", ["feature"], [tf.string],
+        descriptor_source="local://",
+    )
+    sizes, entries = sizes[:-1], entries[:-1]  # DecodeProto refuses an empty batch: one more, dropped
+    present = tf.sequence_mask(sizes[:, 0], tf.shape(entries)[1])
+    example_of = tf.boolean_mask(tf.broadcast_to(tf.range(tf.shape(entries, out_type=tf.int64)[0])[:, None],
+                                                 tf.shape(entries, out_type=tf.int64)), present)
+    (keys, values), _ = _decode_single(tf.boolean_mask(entries, present), "Features.FeatureEntry", ["key", "value"])
+    lists, has = _decode_single(values, "Feature", _LISTS)  # has: [entries, 3]
+    match = tf.equal(keys[:, None], tf.constant(list(numeric))[None, :])  # [entries, numeric columns]
+    is_int = tf.constant([kind == INT for kind in numeric.values()])
+    wrong = tf.logical_and(tf.reduce_any(match, axis=1), has[:, 0])  # bytes for a number
+    check = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(wrong)),
+        ["features of a type this model does not accept (numbers take float_list or int64_list):",
+         tf.strings.reduce_join(tf.boolean_mask(keys, wrong), separator=", ")],
+    )
+    other = tf.logical_or(  # a float list for an INT column, or ints for a FLOAT one
+        tf.logical_and(has[:, 1:2], is_int[None, :]), tf.logical_and(has[:, 2:3], tf.logical_not(is_int)[None, :])
+    )
+    as_declared = tf.logical_not(tf.reduce_any(tf.logical_and(match, other)))
+    with tf.control_dependencies([check]):
+        parsed.update(tf.cond(
+            as_declared,
+            lambda: dict(tf.io.parse_example(serialized, {n: specs[n] for n in numeric})),
+            lambda: _either_numeric(serialized, numeric, example_of, keys, lists),
+        ))
+    return parsed
+
+
+def _either_numeric(serialized, numeric, example_of, keys, lists) -> Dict[str, tf.sparse.SparseTensor]:
+    """Numeric columns from either list, per column (see parse_examples)."""
     batch = tf.shape(serialized, out_type=tf.int64)[0]
-    (features,) = _decode(serialized, "Example", ["features"], [tf.string])
-    (entries,) = _decode(_flat(features), "Features", ["feature"], [tf.string])
-    example_of = entries.value_rowids()  # [entries]
-    keys, values = _decode(entries.values, "Features.FeatureEntry", ["key", "value"], [tf.string] * 2)
-    keys = _flat(keys)
-    lists = _decode(_flat(values), "Feature", _LISTS, [tf.string] * 3)
-    has = tf.stack([tf.reshape(l.row_lengths(), [-1]) > 0 for l in lists], axis=1)  # [entries, 3]
-    (floats,) = _decode(_flat(lists[1]), "FloatList", ["value"], [tf.float32])
-    (ints,) = _decode(_flat(lists[2]), "Int64List", ["value"], [tf.int64])
-    checks = []
-    for name, kind in columns.items():
-        if kind == STRING:
-            continue
+    (floats,) = _decode(lists[1], "FloatList", ["value"], [tf.float32])
+    (ints,) = _decode(lists[2], "Int64List", ["value"], [tf.int64])
+    parsed, checks = {}, []
+    for name, kind in numeric.items():
         mine = tf.equal(keys, name)
-        accepted = tf.reduce_any(tf.logical_and(has, tf.constant(_ACCEPTED[kind])), axis=1)
-        wrong = tf.logical_and(mine, tf.logical_and(tf.reduce_any(has, axis=1), tf.logical_not(accepted)))
-        problem = f"feature {name!r} has a type this model does not accept: it takes {_ACCEPTED_TEXT[kind]}"
-        checks.append(tf.debugging.Assert(tf.logical_not(tf.reduce_any(wrong)), [problem]))
         if kind == FLOAT:
             own = tf.concat([floats, tf.cast(ints, tf.float32)], axis=1)
         else:

@@ -53,8 +53,8 @@ def test_empty_batch():
     "features, message",
     [
         ({"count": ("float_list", [1.5])}, "'count' holds a fraction"),
-        ({"count": ("bytes_list", [b"1"])}, "'count' has a type this model does not accept"),
-        ({"price": ("bytes_list", [b"1.5"])}, "'price' has a type this model does not accept: it takes float_list"),
+        ({"count": ("bytes_list", [b"1"])}, "(?s)type this model does not accept.*count"),
+        ({"price": ("bytes_list", [b"1.5"])}, "(?s)type this model does not accept.*price"),
         ({"name": ("int64_list", [1])}, "Key: name"),
     ],
 )
