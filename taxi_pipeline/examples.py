@@ -46,32 +46,31 @@ DTYPES = {INT: tf.int64, FLOAT: tf.float32, STRING: tf.string}
 
 # tf.train.Feature's value lists, in the order decoded below.
 _LISTS = ("bytes_list", "float_list", "int64_list")
-_ACCEPTED_TEXT = {
-    STRING: "bytes_list",
-    FLOAT: "float_list or int64_list",
-    INT: "int64_list, or float_list of whole numbers",
-}
+
+
+def _decode_proto(serialized: tf.Tensor, message: str, fields, dtypes):
+    """tf.io.decode_proto of [n] serialized `message`s, also for n = 0:
+    ([n, fields] value counts, [n, max count] values per field)."""
+    # DecodeProto refuses an empty batch: decode one empty message more, drop it.
+    sizes, values = tf.io.decode_proto(
+        tf.concat([serialized, [""]], axis=0), f"tensorflow.{message}", list(fields), list(dtypes),
+        descriptor_source="local://",
+    )
+    return sizes[:-1], [v[:-1] for v in values]
 
 
 def _decode(serialized: tf.Tensor, message: str, fields, dtypes):
     """Each field of each serialized `message` ([n] strings) as a ragged
     [n, (values)] tensor."""
-    # DecodeProto refuses an empty batch: decode one empty message more.
-    sizes, values = tf.io.decode_proto(
-        tf.concat([serialized, [""]], axis=0), f"tensorflow.{message}", list(fields), list(dtypes),
-        descriptor_source="local://",
-    )
-    return [tf.RaggedTensor.from_tensor(v[:-1], lengths=sizes[:-1, i]) for i, v in enumerate(values)]
+    sizes, values = _decode_proto(serialized, message, fields, dtypes)
+    return [tf.RaggedTensor.from_tensor(v, lengths=sizes[:, i]) for i, v in enumerate(values)]
 
 
 def _decode_single(serialized: tf.Tensor, message: str, fields):
     """Singular message fields of each serialized `message` ([n] strings):
     ([n] strings per field, "" where absent; [n, fields] whether present)."""
-    sizes, values = tf.io.decode_proto(
-        tf.concat([serialized, [""]], axis=0), f"tensorflow.{message}", list(fields), [tf.string] * len(fields),
-        descriptor_source="local://",
-    )
-    return [v[:-1, 0] for v in values], sizes[:-1] > 0
+    sizes, values = _decode_proto(serialized, message, fields, [tf.string] * len(fields))
+    return [v[:, 0] for v in values], sizes > 0
 
 
 def parse_examples(serialized: tf.Tensor, columns: Mapping[str, str]) -> Dict[str, tf.sparse.SparseTensor]:
@@ -96,11 +95,7 @@ def parse_examples(serialized: tf.Tensor, columns: Mapping[str, str]) -> Dict[st
     with tf.control_dependencies([v.indices for v in parsed.values()]):
         serialized = tf.identity(serialized)
     (features,), _ = _decode_single(serialized, "Example", ["features"])
-    sizes, (entries,) = tf.io.decode_proto(
-        tf.concat([features, [""]], axis=0), "tensorflow.Features", ["feature"], [tf.string],
-        descriptor_source="local://",
-    )
-    sizes, entries = sizes[:-1], entries[:-1]  # DecodeProto refuses an empty batch: one more, dropped
+    sizes, (entries,) = _decode_proto(features, "Features", ["feature"], [tf.string])
     present = tf.sequence_mask(sizes[:, 0], tf.shape(entries)[1])
     example_of = tf.boolean_mask(tf.broadcast_to(tf.range(tf.shape(entries, out_type=tf.int64)[0])[:, None],
                                                  tf.shape(entries, out_type=tf.int64)), present)
@@ -143,7 +138,7 @@ def _either_numeric(serialized, numeric, example_of, keys, lists) -> Dict[str, t
             checks.append(
                 tf.debugging.Assert(
                     tf.reduce_all(tf.logical_or(whole, tf.logical_not(mine_floats))),
-                    [f"feature {name!r} holds a fraction: it takes {_ACCEPTED_TEXT[kind]}"],
+                    [f"feature {name!r} holds a fraction: it takes int64_list, or float_list of whole numbers"],
                 )
             )
             own = tf.concat([ints, tf.cast(floats, tf.int64)], axis=1)
