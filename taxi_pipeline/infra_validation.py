@@ -111,11 +111,12 @@ def serving_problem(saved_model_dir: str, signature_name: str, serialized_exampl
     """Why the model cannot serve, or "" when it can: it loads as a version of
     the local TF Serving-API server, has `serving_default` (what TF Serving
     answers by default), and answers every example through `signature_name`."""
-    from taxi_pipeline.serving.models import ModelManager  # only where the check runs
+    from taxi_pipeline.serving import config  # only where the check runs
+    from taxi_pipeline.serving.models import ModelManager
 
     with tempfile.TemporaryDirectory() as base:
         os.symlink(os.path.abspath(saved_model_dir), os.path.join(base, "1"))
-        manager = ModelManager({"candidate": base}, poll_seconds=0)
+        manager = ModelManager(config.build({"candidate": base}), poll_seconds=0)
         manager.start()
         (loaded,) = manager.model("candidate").statuses()
         if loaded.error:

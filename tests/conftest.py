@@ -159,9 +159,7 @@ def served(request, tmp_path_factory, taxi_run, ner_run):
     pushed = {"chicago_taxi": taxi_run[1].pushed_model, "ner": ner_run[1].pushed_model}
     for name, path in pushed.items():
         shutil.copytree(path, root / name / "1")
-    config_file = config.write_for_serving_root(str(root))
-    assert config.parse(open(config_file).read()) == {"chicago_taxi": "/models/chicago_taxi", "ner": "/models/ner"}
-    models_ = {name: config.resolve(path, config_file) for name, path in config.parse(open(config_file).read()).items()}
+    models_ = config.read(config.write_for_serving_root(str(root)))
     front = native_front() if request.param == "native" else None
     server = Server(models_, port=0, rest_api_port=0, poll_seconds=0.2, batcher=Batcher(16, 2000), native_front=front)
     server.start()

@@ -5,8 +5,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import text_format
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tensorflow_serving.config import model_server_config_pb2
 
 import local_runner
 from models.taxi import features
@@ -14,7 +16,6 @@ from taxi_pipeline import results
 from taxi_pipeline.explore import data, outputs
 from taxi_pipeline.examples import to_tf_example
 from taxi_pipeline.layout import OutputLayout
-from taxi_pipeline.serving import config
 from taxi_pipeline.validation import InputDataError
 
 
@@ -27,8 +28,9 @@ def test_run_blesses_and_pushes_a_model_that_scores_raw_examples(taxi_run, taxi_
     serving_dir = os.path.join(output_dir, "serving_model", "chicago_taxi")
     assert os.path.dirname(summary.pushed_model) == serving_dir
     assert os.path.basename(summary.pushed_model).isdigit(), "TF Serving needs a numeric version"
-    with open(os.path.join(output_dir, "serving_model", "models.config")) as f:
-        assert config.parse(f.read()) == {"chicago_taxi": "/models/chicago_taxi"}
+    with open(os.path.join(output_dir, "serving_model", "models.config")) as f:  # as TF Serving reads it
+        (entry,) = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig()).model_config_list.config
+    assert (entry.name, entry.base_path, entry.model_platform) == ("chicago_taxi", "/models/chicago_taxi", "tensorflow")
 
     model = tf.saved_model.load(summary.pushed_model)
     rows = taxi_frame.head(200)

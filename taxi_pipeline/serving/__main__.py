@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 from concurrent import futures
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence, Union
 
 import taxi_pipeline  # noqa: F401  (Keras 2 before TensorFlow loads)
 import grpc
@@ -33,7 +33,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rest_api_port", type=int, default=8501, help="REST port, 0 for none (default: %(default)s)")
     p.add_argument("--model_name", help="name of the one model served (with --model_base_path)")
     p.add_argument("--model_base_path", help="folder holding the model's numeric version folders")
-    p.add_argument("--model_config_file", help="text-proto ModelServerConfig listing several models")
+    p.add_argument("--model_config_file",
+                   help="text-format ModelServerConfig: models, version policies and labels")
+    p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0,
+                   help="how often to re-read --model_config_file and apply changes; 0 for never "
+                        "(default: %(default)s)")
+    p.add_argument("--allow_version_labels_for_unavailable_models", action="store_true",
+                   help="accept labels pointing at versions not yet available, as TF Serving's flag")
     p.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                    help="how often to look for new versions; 0 for never (default: %(default)s)")
     p.add_argument("--enable_batching", action="store_true",
@@ -49,19 +55,54 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def models_from_flags(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict:
+def models_from_flags(args: argparse.Namespace, p: argparse.ArgumentParser) -> config.ModelServerConfig:
     if args.model_config_file:
         if args.model_base_path:
             p.error("give --model_config_file or --model_base_path, not both")
-        with open(args.model_config_file) as f:
-            try:
-                models = config.parse(f.read())
-            except ValueError as e:
-                p.error(f"{args.model_config_file}: {e}")
-        return {name: config.resolve(path, args.model_config_file) for name, path in models.items()}
+        try:
+            return config.read(args.model_config_file)
+        except config.ConfigError as e:
+            p.error(str(e))
     if not args.model_base_path:
         p.error("--model_base_path (with --model_name) or --model_config_file is required")
-    return {args.model_name or "default": os.path.abspath(args.model_base_path)}
+    return config.build({args.model_name or "default": os.path.abspath(args.model_base_path)})
+
+
+class ConfigWatcher:
+    """Re-reads a model config file every few seconds and applies what changed;
+    a file that does not parse or check is logged and the previous config
+    keeps serving."""
+
+    def __init__(self, path: str, seconds: float, manager: ModelManager, applied: config.ModelServerConfig):
+        self._path, self._seconds, self._manager, self._applied = path, seconds, manager, applied
+        self._refused = ""
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="config-watcher", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> None:
+        """One look at the file."""
+        try:
+            wanted = config.read(self._path)
+            if wanted == self._applied:
+                return
+            self._manager.apply(wanted)
+        except config.ConfigError as e:
+            if str(e) != self._refused:
+                logging.error("%s; the previous model config keeps serving", e)
+            self._refused = str(e)
+            return
+        self._applied, self._refused = wanted, ""
+        logging.info("model config %s applied: serving %s", self._path,
+                     ", ".join(m.name for m in wanted.model_config_list.config))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._seconds):
+            self.check()
 
 
 class Server:
@@ -73,10 +114,11 @@ class Server:
     else to this process's gRPC services on a private Unix socket.
     """
 
-    def __init__(self, models: dict, host: str = "127.0.0.1", port: int = 8500,
-                 rest_api_port: int = 8501, poll_seconds: float = 1.0, grpc_workers: int = 16,
+    def __init__(self, models: Union[config.ModelServerConfig, Mapping[str, str]], host: str = "127.0.0.1",
+                 port: int = 8500, rest_api_port: int = 8501, poll_seconds: float = 1.0, grpc_workers: int = 16,
                  batcher: Optional[Batcher] = None, native_front: Optional[str] = None,
-                 tensorflow_library: Optional[str] = TENSORFLOW_LIBRARY):
+                 tensorflow_library: Optional[str] = TENSORFLOW_LIBRARY,
+                 allow_labels_for_unavailable: bool = False):
         self.front: Optional[NativeFront] = None
         if native_front:
             self.front = NativeFront(
@@ -84,7 +126,10 @@ class Server:
                 int(batcher.timeout * 1e6) if batcher else 1000, MAX_MESSAGE_BYTES,
                 tensorflow_library,
             )
-        self.manager = ModelManager(models, poll_seconds, batcher, self.front if tensorflow_library else None)
+        if not isinstance(models, config.ModelServerConfig):
+            models = config.build(models)
+        self.manager = ModelManager(models, poll_seconds, batcher, self.front if tensorflow_library else None,
+                                    allow_labels_for_unavailable)
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.so_reuseport", 0)]  # a taken port is an error, not shared
@@ -101,7 +146,17 @@ class Server:
         self.rest_api_port = self.rest.server_address[1] if self.rest else None
 
     def start(self) -> None:
-        self.manager.start()
+        """Loads the models and opens the ports; ConfigError (ports closed
+        again) if the model config cannot be served."""
+        try:
+            self.manager.start()
+        except Exception:
+            self.grpc.stop(grace=0)
+            if self.rest:
+                self.rest.server_close()
+            if self.front:
+                self.front.close()
+            raise
         self.grpc.start()
         if self.front:
             try:
@@ -141,9 +196,19 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     batcher = Batcher(args.max_batch_size, args.batch_timeout_micros) if args.enable_batching else None
     front = native_front(args.native_front) if args.enable_batching else None
     server = Server(models, args.host, args.port, args.rest_api_port if args.rest_api_port else -1,
-                    args.file_system_poll_wait_seconds, args.grpc_workers, batcher, front)
-    server.start()
-    logging.info("serving %s: gRPC on %s:%d%s, REST on %s", ", ".join(models), args.host, server.port,
+                    args.file_system_poll_wait_seconds, args.grpc_workers, batcher, front,
+                    allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models)
+    try:
+        server.start()
+    except config.ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
+    watcher = None
+    if args.model_config_file and args.model_config_file_poll_wait_seconds > 0:
+        watcher = ConfigWatcher(args.model_config_file, args.model_config_file_poll_wait_seconds,
+                                server.manager, models)
+        watcher.start()
+    logging.info("serving %s: gRPC on %s:%d%s, REST on %s",
+                 ", ".join(m.name for m in models.model_config_list.config), args.host, server.port,
                  " (native front)" if front else "",
                  f"{args.host}:{server.rest_api_port}" if server.rest else "(off)")
     stop = threading.Event()
@@ -152,6 +217,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         stop.wait()
     except KeyboardInterrupt:
         pass
+    if watcher:
+        watcher.stop()
     server.stop()
 
 

@@ -1,37 +1,101 @@
-"""TF Serving's model config file (`--model_config_file`), written and read."""
+"""TF Serving's model config file (`--model_config_file`), read and written
+with TF Serving's own `ModelServerConfig` proto and protobuf's text format, and
+checked by the rules tensorflow_model_server applies before it loads one."""
+
+from __future__ import annotations
 
 import os
-import re
-from typing import Dict, Mapping
+from typing import List, Mapping, Sequence
+
+from google.protobuf import text_format
+from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
+
+ModelServerConfig = model_server_config_pb2.ModelServerConfig
+VersionPolicy = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
 
 # Where the tensorflow/serving image expects models (docker run -v DIR:/models).
 CONTAINER_MODELS_ROOT = "/models"
 FILE_NAME = "models.config"
-
-_CONFIG = re.compile(r"config\s*\{(?P<body>[^{}]*)\}", re.S)
-_FIELD = re.compile(r'(\w+)\s*:\s*"([^"]*)"')
+PLATFORM = "tensorflow"
 
 
-def render(models: Mapping[str, str]) -> str:
-    """The text-proto ModelServerConfig serving `models` ({name: base_path})."""
-    configs = "".join(
-        f'  config {{\n    name: "{name}"\n    base_path: "{path}"\n    model_platform: "tensorflow"\n  }}\n'
-        for name, path in models.items()
-    )
-    return f"model_config_list {{\n{configs}}}\n"
+class ConfigError(ValueError):
+    """A model config TF Serving would refuse; the message names where and why."""
 
 
-def parse(text: str) -> Dict[str, str]:
-    """{name: base_path} of a text-proto ModelServerConfig; ValueError if none."""
-    models = {}
-    for match in _CONFIG.finditer(text):
-        fields = dict(_FIELD.findall(match.group("body")))
-        if "name" not in fields or "base_path" not in fields:
-            raise ValueError(f"model config entry without name or base_path: {match.group(0)!r}")
-        models[fields["name"]] = fields["base_path"]
-    if not models:
-        raise ValueError("model config file lists no model (expected model_config_list { config { ... } })")
-    return models
+def build(models: Mapping[str, str]) -> ModelServerConfig:
+    """The ModelServerConfig serving `models` ({name: base_path}), each with
+    TF Serving's default policy (the latest version)."""
+    config = ModelServerConfig()
+    for name, path in models.items():
+        config.model_config_list.config.add(name=name, base_path=path, model_platform=PLATFORM)
+    return config
+
+
+def render(config: ModelServerConfig) -> str:
+    return text_format.MessageToString(config)
+
+
+def parse(text: str, source: str = "model config") -> ModelServerConfig:
+    """A checked ModelServerConfig from its text format; ConfigError naming
+    `source` and, for syntax errors, the line and column."""
+    config = ModelServerConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as e:
+        raise ConfigError(f"{source}:{e}") from None
+    check(config, source)
+    return config
+
+
+def check(config: ModelServerConfig, source: str = "model config") -> None:
+    """ConfigError unless tensorflow_model_server would serve `config`."""
+    if config.WhichOneof("config") != "model_config_list" or not config.model_config_list.config:
+        raise ConfigError(f"{source}: lists no model (expected model_config_list {{ config {{ ... }} }})")
+    names = set()
+    for number, model in enumerate(config.model_config_list.config, start=1):
+        where = f"{source}: model {model.name!r}" if model.name else f"{source}: config entry {number}"
+        if not model.name:
+            raise ConfigError(f"{where} has no name")
+        if model.name in names:
+            raise ConfigError(f"{source}: Illegal to list model {model.name} multiple times in config list")
+        names.add(model.name)
+        if not model.base_path:
+            raise ConfigError(f"{where} has no base_path")
+        if not model.model_platform:
+            raise ConfigError(f"{where}: Illegal setting neither ModelServerConfig::model_type (deprecated) "
+                              f"nor ModelServerConfig::model_platform.")
+        if model.model_platform != PLATFORM:
+            raise ConfigError(f"{where} requests unsupported platform {model.model_platform}")
+        policy = model.model_version_policy
+        if policy.WhichOneof("policy_choice") == "specific" and not policy.specific.versions:
+            raise ConfigError(f"{where}: model_version_policy specific {{ }} lists no versions")
+        for label, version in model.version_labels.items():
+            if version <= 0:
+                raise ConfigError(f"{where}: version label {label!r} points at version {version}")
+
+
+def read(path: str) -> ModelServerConfig:
+    """The checked config in file `path`, base paths as this machine sees them."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the model config file: {e}") from None
+    config = parse(text, path)
+    for model in config.model_config_list.config:
+        model.base_path = resolve(model.base_path, path)
+    return config
+
+
+def write(config: ModelServerConfig, path: str) -> None:
+    """Writes `config` to `path` whole or not at all: a server polling the file
+    never reads half of it."""
+    check(config, path)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(render(config))
+    os.replace(tmp, path)
 
 
 def write_for_serving_root(serving_root: str) -> str:
@@ -43,10 +107,7 @@ def write_for_serving_root(serving_root: str) -> str:
         if os.path.isdir(os.path.join(serving_root, d)) and not d.startswith(".")
     )
     path = os.path.join(serving_root, FILE_NAME)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(render({name: f"{CONTAINER_MODELS_ROOT}/{name}" for name in names}))
-    os.replace(tmp, path)
+    write(build({name: f"{CONTAINER_MODELS_ROOT}/{name}" for name in names}), path)
     return path
 
 
@@ -61,3 +122,15 @@ def resolve(base_path: str, config_file: str) -> str:
     if not os.path.exists(base_path) and os.path.isdir(beside):
         return beside
     return base_path
+
+
+def aspired(policy: VersionPolicy, found: Sequence[int]) -> List[int]:
+    """The versions among `found` that `policy` serves, as TF Serving's file
+    system source picks them: the latest N (default 1), all, or the listed ones."""
+    choice = policy.WhichOneof("policy_choice")
+    if choice == "all":
+        return sorted(found)
+    if choice == "specific":
+        return sorted(set(found) & set(policy.specific.versions))
+    latest = max(policy.latest.num_versions, 1) if choice == "latest" else 1
+    return sorted(found)[-latest:]

@@ -56,7 +56,7 @@ class NativeFront:
         self.port: Optional[int] = None
         self._process: Optional[subprocess.Popen] = None
         self._lock = threading.Lock()
-        self._announced: Dict[str, Tuple[int, str]] = {}  # per model, the version (and block) to tell at start
+        self._announced: Dict[Tuple[str, int], str] = {}  # the versions (their blocks) to tell at start
         self._states: Dict[Tuple[str, int], str] = {}  # "loaded" or "failed: why", as the front said
         self._state_changed = threading.Condition(self._lock)
 
@@ -74,25 +74,24 @@ class NativeFront:
         self.port = int(line[len(_LISTENING):])
         threading.Thread(target=self._read, name="front-reader", daemon=True).start()
         with self._lock:
-            for _, block in self._announced.values():
+            for block in self._announced.values():
                 self._send(block)
 
     def available(self, name: str, number: int, path: str,
                   signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]) -> None:
-        """Python now serves `number` as the latest version of `name`."""
+        """Python now serves version `number` of `name`."""
         if any(c in s for s in (name, path) for c in "\t\n"):
             logging.info("model %s version %d runs in Python: its name or path has a tab or newline", name, number)
             return
         block = control_block(name, number, path, signature_defs)
         with self._lock:
-            self._announced[name] = (number, block)
+            self._announced[(name, number)] = block
             self._send(block)
 
     def ended(self, name: str, number: int) -> None:
         """Python no longer serves `number` of `name`."""
         with self._lock:
-            if self._announced.get(name, (None,))[0] == number:
-                del self._announced[name]
+            self._announced.pop((name, number), None)
             self._states.pop((name, number), None)
             self._send(f"unload\t{name}\t{number}\n")
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -17,11 +16,13 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from taxi_pipeline.serving.models import ModelManager, ServingError, class_scores, score_rows
+from taxi_pipeline.serving.models import ModelManager, ServingError, Wanted, class_scores, score_rows
 
 
-def _version(model_spec) -> Optional[int]:
-    return model_spec.version.value if model_spec.HasField("version") else None
+def _version(model_spec) -> Wanted:
+    """The version a ModelSpec asks for: a number, a label, or the latest (None)."""
+    choice = model_spec.WhichOneof("version_choice")
+    return model_spec.version.value if choice == "version" else model_spec.version_label if choice else None
 
 
 def _abort(context, error: ServingError):
@@ -128,6 +129,6 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         for version in versions:
             status = response.model_version_status.add(version=version.number, state=version.state)
             if version.error:
-                status.status.error_code = 13  # INTERNAL: the version failed to load
+                status.status.error_code = error_codes_pb2.INTERNAL  # the version failed to load
                 status.status.error_message = version.error
         return response

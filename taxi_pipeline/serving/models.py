@@ -1,9 +1,11 @@
 """Loaded models and their versions, as TF Serving keeps them.
 
-Each model has a base path holding numeric version folders. The newest one
-that loads is served; a newer one replaces it once it has loaded (requests in
-flight keep the object they started with), and a version that fails to load
-leaves the previous one serving.
+Each model has a base path holding numeric version folders and, from the
+model config, a version policy (the latest N, all, or listed versions) and
+version labels. The versions the policy names are loaded; one it no longer
+names is unloaded once a named one is available (requests in flight keep the
+object they started with), so a version that fails to load leaves the
+previous one serving.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ import dataclasses
 import logging
 import os
 import threading
-from typing import Dict, List, Mapping, Optional, Protocol
+from typing import Dict, List, Mapping, Optional, Protocol, Union
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.config import model_server_config_pb2
 
+from taxi_pipeline.serving import config
 from taxi_pipeline.serving.batching import Batcher
 
-# ModelVersionStatus.State values of tensorflow_serving/apis/get_model_status.proto.
-LOADING, AVAILABLE, END = 20, 30, 50
+State = get_model_status_pb2.ModelVersionStatus.State
+LOADING, AVAILABLE, END = State.LOADING, State.AVAILABLE, State.END
 _LOAD_ATTEMPTS = 3
 
 
@@ -86,36 +91,66 @@ class VersionListener(Protocol):
     def ended(self, name: str, number: int) -> None: ...
 
 
-class ServedModel:
-    """One model name: its base path and loaded versions."""
+Wanted = Union[int, str, None]  # a version number, a version label, or None for the latest
 
-    def __init__(self, name: str, base_path: str, listener: Optional[VersionListener] = None):
-        self.name = name
-        self.base_path = base_path
+
+class ServedModel:
+    """One model name: its base path, version policy, labels and versions."""
+
+    def __init__(self, spec: model_server_config_pb2.ModelConfig, listener: Optional[VersionListener] = None):
+        self.name = spec.name
+        self.base_path = spec.base_path
+        self.policy = spec.model_version_policy
+        self.labels: Dict[str, int] = dict(spec.version_labels)
         self._listener = listener
         self._versions: Dict[int, Version] = {}
         self._lock = threading.Lock()
 
     def poll(self) -> None:
-        """Loads version folders not seen before; newest success is served."""
+        """Loads the versions the policy asks for, newest first, then unloads
+        those it no longer does once one it asks for is available (or none is
+        left to ask for): a new version replaces the old one without a gap, and
+        one that fails to load leaves the old one serving."""
         try:
-            found = sorted(int(d) for d in tf.io.gfile.listdir(self.base_path) if d.strip("/").isdigit())
+            found = [int(d.strip("/")) for d in tf.io.gfile.listdir(self.base_path) if d.strip("/").isdigit()]
         except tf.errors.NotFoundError:
             found = []
         with self._lock:
-            serving = max((n for n, v in self._versions.items() if v.state == AVAILABLE), default=-1)
+            wanted = config.aspired(self.policy, found)
             # A version may fail while it is still being copied in: retry a few polls.
-            candidates = [
-                n for n in found
-                if n > serving and (n not in self._versions or self._versions[n].attempts < _LOAD_ATTEMPTS)
+            to_load = [
+                n for n in wanted
+                if n not in self._versions or self._versions[n].state == END and (
+                    not self._versions[n].error or self._versions[n].attempts < _LOAD_ATTEMPTS)
             ]
-        for number in candidates[-1:]:
+        for number in reversed(to_load):
             self._load(number)
+        with self._lock:
+            if wanted and not any(self._versions[n].state == AVAILABLE for n in wanted if n in self._versions):
+                return
+            ended = [n for n, v in self._versions.items() if v.state == AVAILABLE and n not in wanted]
+            for number in ended:
+                self._versions[number] = Version(number, END)
+        for number in ended:
+            logging.info("model %s: version %d unloaded", self.name, number)
+            if self._listener:
+                self._listener.ended(self.name, number)
+
+    def unload(self) -> None:
+        """Ends every version (the model left the config); requests in flight finish."""
+        with self._lock:
+            ended = [n for n, v in self._versions.items() if v.state == AVAILABLE]
+            for number in ended:
+                self._versions[number] = Version(number, END)
+        for number in ended:
+            if self._listener:
+                self._listener.ended(self.name, number)
 
     def _load(self, number: int) -> None:
         with self._lock:
-            version = self._versions.setdefault(number, Version(number))
-            version.state, version.attempts = LOADING, version.attempts + 1
+            previous = self._versions.get(number)
+            attempts = previous.attempts if previous is not None and previous.error else 0
+            version = self._versions[number] = Version(number, LOADING, attempts=attempts + 1)
         path = os.path.join(self.base_path, str(number))
         try:
             model = tf.saved_model.load(path)
@@ -126,77 +161,137 @@ class ServedModel:
             logging.error("model %s version %d failed to load: %s", self.name, number, version.error)
             return
         with self._lock:
-            replaced = [old for old in self._versions.values() if old.state == AVAILABLE]
-            for old in replaced:
-                old.state, old.model = END, None
             version.state = AVAILABLE
-        logging.info("model %s: serving version %d", self.name, number)
+        logging.info("model %s: version %d available", self.name, number)
         if self._listener:
             self._listener.available(self.name, number, path, version.signature_defs)
-            for old in replaced:
-                self._listener.ended(self.name, old.number)
 
-    def version(self, number: Optional[int] = None) -> Version:
-        """The served version, or the named one; NOT_FOUND if not available."""
+    def version(self, wanted: Wanted = None) -> Version:
+        """The version a request names: the latest available, a number, or a
+        label; TF Serving's NOT_FOUND / INVALID_ARGUMENT otherwise. Requests
+        keep the object they got even if the version is unloaded meanwhile."""
+        if isinstance(wanted, str):
+            if wanted not in self.labels:
+                raise ServingError("INVALID_ARGUMENT", f"Unrecognized servable version label: {wanted}")
+            wanted = self.labels[wanted]
         with self._lock:
-            if number is None:
-                available = [v for v in self._versions.values() if v.state == AVAILABLE]
+            if wanted is None:
+                available = [v for _, v in sorted(self._versions.items()) if v.state == AVAILABLE]
                 if not available:
                     raise ServingError("NOT_FOUND", f"Servable not found for request: Latest({self.name})")
                 return available[-1]
-            version = self._versions.get(number)
+            version = self._versions.get(wanted)
         if version is None or version.state != AVAILABLE:
             raise ServingError(
-                "NOT_FOUND", f"Servable not found for request: Specific({self.name}, {number})"
+                "NOT_FOUND", f"Servable not found for request: Specific({self.name}, {wanted})"
             )
         return version
 
-    def statuses(self, number: Optional[int] = None) -> List[Version]:
+    def available(self) -> List[int]:
         with self._lock:
-            versions = [v for n, v in sorted(self._versions.items()) if number is None or n == number]
+            return sorted(n for n, v in self._versions.items() if v.state == AVAILABLE)
+
+    def statuses(self, wanted: Wanted = None) -> List[Version]:
+        if isinstance(wanted, str):
+            wanted = self.version(wanted).number
+        with self._lock:
+            versions = [v for n, v in sorted(self._versions.items()) if wanted is None or n == wanted]
         if not versions:
             raise ServingError(
                 "NOT_FOUND",
-                f"Could not find version {number} of model {self.name}" if number is not None
+                f"Could not find version {wanted} of model {self.name}" if wanted is not None
                 else f"Could not find any versions of model {self.name}",
             )
         return versions
 
 
 class ModelManager:
-    """Every served model, polled for new versions in the background."""
+    """The models of one ModelServerConfig, polled for new versions in the
+    background; `apply` moves to another config while serving."""
 
     def __init__(
-        self, models: Mapping[str, str], poll_seconds: float = 1.0, batcher: Optional[Batcher] = None,
-        listener: Optional[VersionListener] = None,
+        self, models: model_server_config_pb2.ModelServerConfig, poll_seconds: float = 1.0,
+        batcher: Optional[Batcher] = None, listener: Optional[VersionListener] = None,
+        allow_labels_for_unavailable: bool = False,
     ):
-        self.models = {name: ServedModel(name, path, listener) for name, path in models.items()}
+        config.check(models)
+        self._initial = models
+        self.models: Dict[str, ServedModel] = {}
         self._batcher = batcher
+        self._listener = listener
+        self._allow_unavailable_labels = allow_labels_for_unavailable
         self._poll_seconds = poll_seconds
+        self._apply_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
-        for model in self.models.values():
-            model.poll()
+        """Loads the first config's models; ConfigError if a label points at a
+        version that did not load. (TF Serving checks labels before anything
+        has loaded, so a label in a first config needs
+        --allow_version_labels_for_unavailable_models there.)"""
+        self.apply(self._initial, starting=True)
         if self._poll_seconds > 0:
             self._thread = threading.Thread(target=self._loop, name="version-poller", daemon=True)
             self._thread.start()
 
+    def apply(self, models: model_server_config_pb2.ModelServerConfig, starting: bool = False) -> None:
+        """Serves `models` from now on: new models load, removed ones unload,
+        policies and labels change. A config that is refused (ConfigError)
+        changes nothing."""
+        config.check(models)
+        with self._apply_lock:
+            specs = {spec.name: spec for spec in models.model_config_list.config}
+            if not starting:
+                self._check_labels(specs)
+            current = dict(self.models)
+            kept = {name: m for name, m in current.items() if name in specs and m.base_path == specs[name].base_path}
+            fresh = {name: ServedModel(spec, self._listener) for name, spec in specs.items() if name not in kept}
+            for name, model in kept.items():
+                model.policy = specs[name].model_version_policy
+            for model in [*kept.values(), *fresh.values()]:
+                model.poll()
+            if starting:
+                self.models = {**kept, **fresh}
+                self._check_labels(specs)
+            for name, model in kept.items():
+                model.labels = dict(specs[name].version_labels)
+            self.models = {name: kept.get(name) or fresh[name] for name in specs}
+            for name, model in current.items():
+                if self.models.get(name) is not model:
+                    model.unload()
+                    logging.info("model %s: no longer in the config, unloaded", name)
+
+    def _check_labels(self, specs: Mapping[str, model_server_config_pb2.ModelConfig]) -> None:
+        if self._allow_unavailable_labels:
+            return
+        for name, spec in specs.items():
+            model = self.models.get(name)
+            available = model.available() if model is not None and model.base_path == spec.base_path else []
+            for label, number in sorted(spec.version_labels.items()):
+                if number not in available:
+                    raise config.ConfigError(
+                        f"Request to assign label to version {number} of model {name}, "
+                        f"which is not currently available for inference (label {label!r})"
+                    )
+
     def _loop(self) -> None:
         while not self._stop.wait(self._poll_seconds):
-            for model in self.models.values():
+            with self._apply_lock:
+                models = list(self.models.values())
+            for model in models:
                 model.poll()
 
     def stop(self) -> None:
         self._stop.set()
 
     def model(self, name: str) -> ServedModel:
-        if name not in self.models:
+        model = self.models.get(name)
+        if model is None:
             raise ServingError("NOT_FOUND", f"Servable not found for request: Latest({name})")
-        return self.models[name]
+        return model
 
-    def examples_input(self, name: str, version: Optional[int], signature: str) -> str:
+    def examples_input(self, name: str, version: Wanted, signature: str) -> str:
         """The one input of a signature that takes serialized tf.Examples."""
         function = self.model(name).version(version).model.signatures.get(signature)
         if function is None:
@@ -210,7 +305,7 @@ class ModelManager:
         return next(iter(specs))
 
     def run(
-        self, name: str, version: Optional[int], signature: str, inputs: Mapping[str, np.ndarray]
+        self, name: str, version: Wanted, signature: str, inputs: Mapping[str, np.ndarray]
     ) -> (int, Dict[str, np.ndarray]):
         """Calls a signature; INVALID_ARGUMENT names what does not fit it."""
         served = self.model(name).version(version)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Optional, Tuple
@@ -14,19 +15,13 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from taxi_pipeline.serving.models import (
-    AVAILABLE,
-    END,
-    LOADING,
-    ModelManager,
-    ServingError,
-    class_scores,
-    score_rows,
-)
+from taxi_pipeline.serving.models import ModelManager, ServingError, State, Wanted, class_scores, score_rows
 
-_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?:/(?P<metadata>metadata)|:(?P<verb>predict|classify|regress))?$")
+_ROUTE = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
+    r"(?:/(?P<metadata>metadata)|:(?P<verb>predict|classify|regress))?$"
+)
 _HTTP = {"NOT_FOUND": HTTPStatus.NOT_FOUND, "INVALID_ARGUMENT": HTTPStatus.BAD_REQUEST}
-_STATES = {LOADING: "LOADING", AVAILABLE: "AVAILABLE", END: "END"}
 MAX_BODY_BYTES = 64 << 20
 
 
@@ -141,7 +136,7 @@ def _status(manager, name, version) -> dict:
         "model_version_status": [
             {
                 "version": str(v.number),
-                "state": _STATES[v.state],
+                "state": State.Name(v.state),
                 "status": {"error_code": "INTERNAL" if v.error else "OK", "error_message": v.error},
             }
             for v in manager.model(name).statuses(version)
@@ -177,11 +172,11 @@ def handler_class(manager: ModelManager):
             self.end_headers()
             self.wfile.write(data)
 
-        def _route(self) -> Tuple[str, Optional[int], Optional[str], Optional[str]]:
+        def _route(self) -> Tuple[str, Wanted, Optional[str], Optional[str]]:
             match = _ROUTE.match(self.path)
             if not match:
                 raise ServingError("NOT_FOUND", f"Malformed request: {self.command} {self.path}")
-            version = int(match["version"]) if match["version"] else None
+            version = int(match["version"]) if match["version"] else urllib.parse.unquote(match["label"] or "") or None
             return match["name"], version, match["metadata"], match["verb"]
 
         def _serve(self, method: str) -> None:

@@ -26,7 +26,7 @@
 //
 // Control lines on stdin (tab-separated; answered on stdout with
 // "loaded|failed NAME VERSION [REASON]"):
-//   load NAME VERSION EXPORT_DIR        a version Python now serves as latest,
+//   load NAME VERSION EXPORT_DIR        a version Python now serves (the highest is the latest),
 //   input|output SIGNATURE ALIAS TENSOR DTYPE   one line per tensor,
 //   end
 //   unload NAME VERSION                 a version Python no longer serves.
@@ -50,6 +50,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -313,15 +314,16 @@ class Models {
     std::lock_guard<std::mutex> lock(mu_);
     const auto model = models_.find(spec.name());
     if (model == models_.end()) return nullptr;
-    *version = spec.has_version() ? spec.version().value() : model->second.latest;
+    const std::set<int64_t>& announced = model->second.announced;
+    *version = spec.has_version() ? spec.version().value() : announced.empty() ? -1 : *announced.rbegin();
     const auto loaded = model->second.loaded.find(*version);
     return loaded == model->second.loaded.end() ? nullptr : loaded->second;
   }
 
-  // Python serves `version` as the latest from now on; it runs here once loaded.
+  // Python serves `version` from now on (the latest is the highest); it runs here once loaded.
   void Announce(const std::string& name, int64_t version) {
     std::lock_guard<std::mutex> lock(mu_);
-    models_[name].latest = version;
+    models_[name].announced.insert(version);
   }
 
   void Loaded(const std::string& name, int64_t version, std::shared_ptr<const SavedModel> model) {
@@ -334,12 +336,12 @@ class Models {
     std::lock_guard<std::mutex> lock(mu_);
     Model& model = models_[name];
     model.loaded.erase(version);
-    if (model.latest == version) model.latest = -1;
+    model.announced.erase(version);
   }
 
  private:
   struct Model {
-    int64_t latest = -1;
+    std::set<int64_t> announced;
     std::map<int64_t, std::shared_ptr<const SavedModel>> loaded;
   };
   std::mutex mu_;
