@@ -2,12 +2,13 @@
 
 Measures, in one run on loopback: batch-1 latency p50/p99 of the taxi model
 in-process and through `python -m taxi_pipeline.serving` (its own process,
-batching on, with the C++ gRPC front when built, measured once the front
-runs both models itself) called by the project's Python client, throughput of
-16 concurrent gRPC clients sending single examples against in-process calls
-at batch 16, and NER latency per sentence.
-Targets: gRPC p50 <= in-process p50 + 1 ms; 16 single-example clients >= 0.5x
-the in-process batch-16 throughput.
+with the C++ gRPC front when built, measured once the front runs both models
+itself) called by the project's Python client, throughput of 16 concurrent
+gRPC clients sending single examples against in-process calls at batch 16,
+and NER latency per sentence; the server once with the README's flags
+(default) and once tuned (--enable_batching, batches of 16).
+Targets: gRPC p50 <= in-process p50 + 0.5 ms; 16 single-example clients >=
+0.5x the in-process batch-16 throughput.
 
 The 16 clients are `serving_load` (C++, `make native`): 16 threads, each with
 its own connection, sending one example and waiting for the answer. Python
@@ -128,6 +129,50 @@ def _wait_for_front(server: subprocess.Popen, names) -> None:
     threading.Thread(target=server.stderr.read, daemon=True).start()  # keep its pipe drained
 
 
+def _measure_server(args, flags, examples) -> dict:
+    """Latencies and throughputs through `python -m taxi_pipeline.serving FLAGS`."""
+    port = _free_port()
+    native = os.access(NATIVE_FRONT, os.X_OK)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "taxi_pipeline.serving", "--port", str(port), "--rest_api_port", "0",
+         "--model_config_file", os.path.join(args.serving_root, "models.config"), *flags],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if native else subprocess.DEVNULL, text=True,
+    )
+    try:
+        if native:
+            _wait_for_front(server, ("chicago_taxi", "ner"))
+        client = ServingClient(f"127.0.0.1:{port}", timeout=30)
+        deadline = time.time() + 120
+        while True:
+            try:
+                client.status("chicago_taxi")
+                client.status("ner")
+                break
+            except Exception:
+                if time.time() > deadline or server.poll() is not None:
+                    sys.exit("the local server did not start")
+                time.sleep(0.5)
+        result = {
+            "grpc_1": _time_calls(lambda: client.predict("chicago_taxi", {"examples": examples[:1]}), args.calls),
+            "grpc_ner": _time_calls(lambda: client.tag_text(SENTENCES[:1]), args.calls),
+        }
+        clients = [ServingClient(f"127.0.0.1:{port}", timeout=30) for _ in range(16)]
+        local_idx = threading.local()
+
+        def one_example():
+            if not hasattr(local_idx, "client"):
+                local_idx.client = clients[threading.get_ident() % 16]
+            local_idx.client.predict("chicago_taxi", {"examples": examples[:1]})
+            return 1
+
+        result["python_throughput"] = _throughput(one_example, 16, args.seconds)
+        result["throughput"] = _load(port, examples[:1], args.seconds)
+        return result
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--serving_root", default=os.path.join(REPO, "outputs", "serving_model"))
@@ -149,62 +194,26 @@ def main() -> None:
     local_ner = _time_calls(lambda: ner(text=tf.constant(SENTENCES[:1])), args.calls)
     local_throughput = 16 / np.median(local_16)
 
-    port = _free_port()
-    native = os.access(NATIVE_FRONT, os.X_OK)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "taxi_pipeline.serving", "--port", str(port), "--rest_api_port", "0",
-         "--model_config_file", os.path.join(args.serving_root, "models.config"),
-         "--enable_batching", "--max_batch_size", "16", "--batch_timeout_micros", "5000",
-         "--native_front", "on" if native else "off"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if native else subprocess.DEVNULL, text=True,
-    )
-    try:
-        if native:
-            _wait_for_front(server, ("chicago_taxi", "ner"))
-        client = ServingClient(f"127.0.0.1:{port}", timeout=30)
-        deadline = time.time() + 120
-        while True:
-            try:
-                client.status("chicago_taxi")
-                client.status("ner")
-                break
-            except Exception:
-                if time.time() > deadline or server.poll() is not None:
-                    sys.exit("the local server did not start")
-                time.sleep(0.5)
-        grpc_1 = _time_calls(lambda: client.predict("chicago_taxi", {"examples": examples[:1]}), args.calls)
-        grpc_ner = _time_calls(lambda: client.tag_text(SENTENCES[:1]), args.calls)
-        clients = [ServingClient(f"127.0.0.1:{port}", timeout=30) for _ in range(16)]
-        local_idx = threading.local()
-
-        def one_example():
-            if not hasattr(local_idx, "client"):
-                local_idx.client = clients[threading.get_ident() % 16]
-            local_idx.client.predict("chicago_taxi", {"examples": examples[:1]})
-            return 1
-
-        python_throughput = _throughput(one_example, 16, args.seconds)
-        grpc_throughput = _load(port, examples[:1], args.seconds)
-    finally:
-        server.terminate()
-        server.wait()
+    results = {name: _measure_server(args, flags, examples) for name, flags in (
+        ("default flags", []),
+        ("tuned", ["--enable_batching", "--max_batch_size", "16", "--batch_timeout_micros", "5000"]),
+    )}
 
     l50, l99 = _percentiles(local_1)
-    g50, g99 = _percentiles(grpc_1)
     n50, n99 = _percentiles(local_ner)
-    gn50, gn99 = _percentiles(grpc_ner)
-    print(f"{'taxi batch-1 latency':<34} {'p50 ms':>8} {'p99 ms':>8}")
-    print(f"{'  in-process':<34} {l50:8.2f} {l99:8.2f}")
-    print(f"{'  gRPC, local server':<34} {g50:8.2f} {g99:8.2f}")
-    print(f"{'NER latency per sentence':<34}")
-    print(f"{'  in-process':<34} {n50:8.2f} {n99:8.2f}")
-    print(f"{'  gRPC, local server':<34} {gn50:8.2f} {gn99:8.2f}")
-    print(f"taxi throughput: in-process batch 16 {local_throughput:.0f} ex/s; "
-          f"16 gRPC clients x 1 example {grpc_throughput:.0f} ex/s "
-          f"(ratio {grpc_throughput / local_throughput:.2f}, target >= 0.50)")
-    print(f"  (16 Python client threads in one process, for reference: {python_throughput:.0f} ex/s)")
-    print(f"gRPC p50 overhead {g50 - l50:.2f} ms (target <= 1 ms)")
-
+    print(f"{'latency, p50 / p99 ms':<34} {'taxi b1':>15} {'NER sentence':>15}")
+    print(f"{'  in-process':<34} {l50:6.2f} / {l99:6.2f} {n50:6.2f} / {n99:6.2f}")
+    for name, r in results.items():
+        g50, g99 = _percentiles(r["grpc_1"])
+        gn50, gn99 = _percentiles(r["grpc_ner"])
+        print(f"{'  gRPC, ' + name:<34} {g50:6.2f} / {g99:6.2f} {gn50:6.2f} / {gn99:6.2f}")
+    print(f"taxi throughput, in-process batch 16: {local_throughput:.0f} ex/s")
+    for name, r in results.items():
+        g50, _ = _percentiles(r["grpc_1"])
+        print(f"  {name}: 16 gRPC clients x 1 example {r['throughput']:.0f} ex/s "
+              f"(ratio {r['throughput'] / local_throughput:.2f}, target >= 0.50); "
+              f"gRPC p50 overhead {g50 - l50:.2f} ms (target <= 0.5); "
+              f"16 Python client threads {r['python_throughput']:.0f} ex/s")
 
 if __name__ == "__main__":
     main()

@@ -243,3 +243,66 @@ def test_a_version_the_front_cannot_load_is_served_by_python(tmp_path):
         assert rows_seen == [("serving_default", 1)]
     finally:
         server.stop()
+
+
+def _wait(condition, seconds: float = 30) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _answers(port: int) -> bool:
+    """Whether a new client on `port` gets a Predict answered right now."""
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        return stub.Predict(_request([[1.0, 2.0]]), timeout=0.2, wait_for_ready=True).model_spec.version.value == 1
+    except grpc.RpcError:
+        return False
+    finally:
+        channel.close()
+
+
+def test_a_killed_front_is_restarted_and_only_calls_in_flight_fail(native):
+    server, stub, _, _ = native
+    clients, failures, answered, stop = 4, [], [], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                answered.append(stub.Predict(_request([[1.0, 2.0]]), timeout=30, wait_for_ready=True))
+            except grpc.RpcError as e:
+                failures.append(e.code())
+
+    threads = [threading.Thread(target=load) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        _wait(lambda: len(answered) > 100)
+        killed = server.front.pid
+        os.kill(killed, 9)
+        start = time.time()
+        _wait(lambda: server.front.pid not in (None, killed) and _answers(server.port), seconds=10)
+        back = time.time() - start
+        assert server.front.state("toy", 1, timeout=30) == "loaded", "the version is announced again"
+        before = len(answered)
+        _wait(lambda: len(answered) > before + 100)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert back < 2, f"answering again {back:.1f} s after the kill"
+    assert len(failures) <= clients, failures
+
+
+def test_a_front_that_keeps_dying_is_given_up_for_python(native):
+    from taxi_pipeline.serving.front import MAX_RESTARTS
+
+    server = native[0]
+    for _ in range(MAX_RESTARTS + 1):
+        killed = server.front.pid
+        os.kill(killed, 9)
+        _wait(lambda: server.front.pid != killed)
+    assert server.front.pid is None
+    _wait(lambda: _answers(server.port), seconds=10)

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 from concurrent import futures
-from typing import Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Tuple, Union
 
 import taxi_pipeline  # noqa: F401  (Keras 2 before TensorFlow loads)
 import grpc
@@ -25,6 +25,15 @@ from taxi_pipeline.serving.front import NATIVE_FRONT, TENSORFLOW_LIBRARY, Native
 from taxi_pipeline.serving.models import ModelManager
 
 MAX_MESSAGE_BYTES = 64 << 20
+
+
+def _flag_bool(text: str) -> bool:
+    """A boolean flag's value as tensorflow_model_server takes it (--flag=true|false)."""
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,14 +51,14 @@ def parser() -> argparse.ArgumentParser:
                    help="accept labels pointing at versions not yet available, as TF Serving's flag")
     p.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                    help="how often to look for new versions; 0 for never (default: %(default)s)")
-    p.add_argument("--enable_batching", action="store_true",
-                   help="merge concurrent requests to a signature into one call")
+    p.add_argument("--enable_batching", type=_flag_bool, nargs="?", const=True, default=False,
+                   help="merge concurrent requests to a signature into one call (also --enable_batching=true)")
     p.add_argument("--max_batch_size", type=int, default=32, help="with --enable_batching (default: %(default)s)")
     p.add_argument("--batch_timeout_micros", type=int, default=2000,
                    help="with --enable_batching: longest wait for a batch to fill (default: %(default)s)")
     p.add_argument("--native_front", choices=("auto", "on", "off"), default="auto",
-                   help="with --enable_batching: answer gRPC in the C++ front built by `make native`; "
-                        "auto uses it when built (default: %(default)s)")
+                   help="answer gRPC in the C++ front built by `make native`, which runs the models "
+                        "itself; auto uses it when built (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--grpc_workers", type=int, default=16, help="threads answering gRPC calls")
     return p
@@ -109,7 +118,7 @@ class Server:
     """gRPC and REST servers over one ModelManager; `start` returns at once.
 
     With `native_front` (the path of `serving_front`), the public gRPC port is
-    the C++ front's: it batches Predict calls and runs them itself with
+    the C++ front's: it runs Predict calls (batched, with a `batcher`) itself with
     `tensorflow_library` (None: it sends each batch here), relaying everything
     else to this process's gRPC services on a private Unix socket.
     """
@@ -122,28 +131,39 @@ class Server:
         self.front: Optional[NativeFront] = None
         if native_front:
             self.front = NativeFront(
-                native_front, host, port, batcher.max_batch_size if batcher else 32,
-                int(batcher.timeout * 1e6) if batcher else 1000, MAX_MESSAGE_BYTES,
-                tensorflow_library,
+                native_front, host, port, batcher.max_batch_size if batcher else 1,
+                int(batcher.timeout * 1e6) if batcher else 0, MAX_MESSAGE_BYTES,
+                tensorflow_library, num_batch_threads=1 if batcher else os.cpu_count() or 1,
             )
         if not isinstance(models, config.ModelServerConfig):
             models = config.build(models)
         self.manager = ModelManager(models, poll_seconds, batcher, self.front if tensorflow_library else None,
                                     allow_labels_for_unavailable)
+        self._host, self._grpc_workers, self._fallback = host, grpc_workers, None
+        if self.front:
+            self.grpc, _ = self._grpc_server(self.front.backend)
+            self.front.on_give_up = self._take_over_port
+            self.port = None  # the front's, once started
+        else:
+            self.grpc, self.port = self._grpc_server(f"{host}:{port}")
+        self.rest = rest_api.server(self.manager, host, rest_api_port) if rest_api_port >= 0 else None
+        self.rest_api_port = self.rest.server_address[1] if self.rest else None
+
+    def _grpc_server(self, address: str) -> Tuple[grpc.Server, int]:
+        """A gRPC server (not started) of this server's services on `address`."""
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.so_reuseport", 0)]  # a taken port is an error, not shared
-        self.grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=grpc_workers), options=options)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._grpc_workers), options=options)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            grpc_api.PredictionService(self.manager), self.grpc)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(grpc_api.ModelService(self.manager), self.grpc)
-        if self.front:
-            self.grpc.add_insecure_port(self.front.backend)
-            self.port = None  # the front's, once started
-        else:
-            self.port = self.grpc.add_insecure_port(f"{host}:{port}")
-        self.rest = rest_api.server(self.manager, host, rest_api_port) if rest_api_port >= 0 else None
-        self.rest_api_port = self.rest.server_address[1] if self.rest else None
+            grpc_api.PredictionService(self.manager), server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(grpc_api.ModelService(self.manager), server)
+        return server, server.add_insecure_port(address)
+
+    def _take_over_port(self) -> None:
+        """The front was given up: answer its public port in Python."""
+        self._fallback, _ = self._grpc_server(f"{self._host}:{self.port}")
+        self._fallback.start()
 
     def start(self) -> None:
         """Loads the models and opens the ports; ConfigError (ports closed
@@ -163,6 +183,7 @@ class Server:
                 self.front.start()
             except RuntimeError:
                 self.grpc.stop(grace=0)
+                self.front.close()
                 raise
             self.port = self.front.port
         if self.rest:
@@ -173,6 +194,8 @@ class Server:
         if self.front:
             self.front.stop()
         self.grpc.stop(grace=1)
+        if self._fallback:
+            self._fallback.stop(grace=1)
         if self.rest:
             self.rest.shutdown()
 
@@ -183,7 +206,8 @@ def native_front(choice: str) -> Optional[str]:
     if choice == "on" and not built:
         raise SystemExit(f"--native_front on: {NATIVE_FRONT} is not built; run `make native`")
     if choice == "auto" and not built:
-        logging.info("batching in Python; `make native` builds the faster C++ gRPC front")
+        logging.warning("the C++ gRPC front is not built (`make native`): gRPC is answered in Python, "
+                        "about 2 ms slower per call")
     return NATIVE_FRONT if choice != "off" and built else None
 
 
@@ -194,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = p.parse_args(argv)
     models = models_from_flags(args, p)
     batcher = Batcher(args.max_batch_size, args.batch_timeout_micros) if args.enable_batching else None
-    front = native_front(args.native_front) if args.enable_batching else None
+    front = native_front(args.native_front)
     server = Server(models, args.host, args.port, args.rest_api_port if args.rest_api_port else -1,
                     args.file_system_poll_wait_seconds, args.grpc_workers, batcher, front,
                     allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models)

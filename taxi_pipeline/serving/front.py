@@ -4,7 +4,9 @@ The front owns the public gRPC port, batches Predict calls and runs them in
 TensorFlow's C API; everything it does not run, it relays to this process's
 gRPC services on a private Unix socket. Python stays the one place that
 decides which versions are served: each version it starts serving is announced
-to the front (which loads it too), each one it stops serving is withdrawn.
+to the front (which loads it too), each one it stops serving is withdrawn. The
+front is supervised: if it dies it is restarted on its port and told the
+versions again; if it keeps dying, the Python server takes the port over.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from typing import Dict, Mapping, Optional, Tuple
+import time
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
@@ -26,6 +29,8 @@ NATIVE_FRONT = os.path.join(REPO_ROOT, "build", "native", "serving_front")
 # The C API the front runs models with: the installed wheel's, so both run one TensorFlow.
 TENSORFLOW_LIBRARY = os.path.join(os.path.dirname(tf.__file__), "libtensorflow_cc.so.2")
 _LISTENING = "serving_front listening on port "
+# A front that dies more often than this is given up (see NativeFront._exited).
+MAX_RESTARTS, RESTART_WINDOW = 3, 60.0
 
 
 def control_block(name: str, number: int, path: str,
@@ -45,37 +50,91 @@ class NativeFront:
     """The front process, and the versions announced to it."""
 
     def __init__(self, binary: str, host: str, port: int, max_batch_size: int, batch_timeout_micros: int,
-                 max_message_bytes: int, tensorflow_library: Optional[str] = TENSORFLOW_LIBRARY):
+                 max_message_bytes: int, tensorflow_library: Optional[str] = TENSORFLOW_LIBRARY,
+                 num_batch_threads: int = 1):
         self._socket_dir = tempfile.mkdtemp(prefix="serving-backend-")
         self.backend = f"unix:{os.path.join(self._socket_dir, 'grpc.sock')}"
-        self._command = [
-            binary, "--host", host, "--port", str(port), "--backend", self.backend,
+        self._binary, self._host, self._port = binary, host, port
+        self._flags = [
+            "--backend", self.backend,
             "--max_batch_size", str(max_batch_size), "--batch_timeout_micros", str(batch_timeout_micros),
-            "--max_message_bytes", str(max_message_bytes),
+            "--max_message_bytes", str(max_message_bytes), "--num_batch_threads", str(num_batch_threads),
         ] + (["--tensorflow_library", tensorflow_library] if tensorflow_library else [])
         self.port: Optional[int] = None
+        self.on_give_up: Optional[Callable[[], None]] = None
         self._process: Optional[subprocess.Popen] = None
+        self._stopping = False
+        self._deaths: List[float] = []
         self._lock = threading.Lock()
         self._announced: Dict[Tuple[str, int], str] = {}  # the versions (their blocks) to tell at start
         self._states: Dict[Tuple[str, int], str] = {}  # "loaded" or "failed: why", as the front said
         self._state_changed = threading.Condition(self._lock)
 
     def start(self) -> None:
-        self._process = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        line = self._process.stdout.readline()  # or EOF, if it failed
+        """Starts the front and tells it every version announced so far;
+        RuntimeError if it does not come up."""
+        process = self._spawn()
+        threading.Thread(target=self._supervise, args=(process,), name="front-supervisor", daemon=True).start()
+
+    def _spawn(self) -> subprocess.Popen:
+        process = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        line = process.stdout.readline()  # or EOF, if it failed
         if not line.startswith(_LISTENING):
-            self._process.wait()
-            self.close()
+            process.wait()
             raise RuntimeError(
-                f"the native gRPC front ({self._command[0]}) did not start (exit code "
-                f"{self._process.returncode}); its error is above"
+                f"the native gRPC front ({self._binary}) did not start (exit code "
+                f"{process.returncode}); its error is above"
             )
         self.port = int(line[len(_LISTENING):])
-        threading.Thread(target=self._read, name="front-reader", daemon=True).start()
         with self._lock:
+            self._process = process
+            self._states.clear()
             for block in self._announced.values():
                 self._send(block)
+        return process
+
+    def _supervise(self, process: subprocess.Popen) -> None:
+        """Reads the front's answers; when it dies, restarts it from this
+        thread, which outlives each front it starts (the front exits with the
+        thread that started it, prctl PR_SET_PDEATHSIG)."""
+        while process is not None:
+            self._read(process)
+            process.wait()
+            if self._stopping:
+                return
+            process = self._restarted(process)
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._process.pid if self._process else None
+
+    def _command(self) -> list:
+        """The front's command line; once it has run, on the port it had."""
+        return [self._binary, "--host", self._host, "--port", str(self.port if self.port else self._port),
+                *self._flags]
+
+    def _restarted(self, process: subprocess.Popen) -> Optional[subprocess.Popen]:
+        """The front died: a new one on its port, or None after MAX_RESTARTS
+        deaths within RESTART_WINDOW seconds, when `on_give_up` is called so
+        the Python server answers the port itself."""
+        now = time.monotonic()
+        self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW] + [now]
+        if len(self._deaths) <= MAX_RESTARTS:
+            logging.warning("the native gRPC front exited (code %s); restarting it on port %d",
+                            process.returncode, self.port)
+            try:
+                return self._spawn()
+            except RuntimeError as e:
+                why = str(e)
+        else:
+            why = f"it exited {len(self._deaths)} times in {RESTART_WINDOW:.0f} s (last code {process.returncode})"
+        logging.error("the native gRPC front is given up: %s; gRPC is answered in Python from now on", why)
+        with self._lock:
+            self._process = None
+        if self.on_give_up:
+            self.on_give_up()
+        return None
 
     def available(self, name: str, number: int, path: str,
                   signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]) -> None:
@@ -102,6 +161,7 @@ class NativeFront:
             return self._states.get((name, number))
 
     def _send(self, text: str) -> None:
+        """Writes control lines (the caller holds the lock)."""
         if self._process is not None and self._process.poll() is None:
             try:
                 self._process.stdin.write(text)
@@ -109,8 +169,8 @@ class NativeFront:
             except BrokenPipeError:
                 pass  # the front is gone; stop() reports nothing more useful
 
-    def _read(self) -> None:
-        for line in self._process.stdout:
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
             fields = line.rstrip("\n").split("\t")
             if len(fields) < 3 or fields[0] not in ("loaded", "failed"):
                 logging.info("serving_front: %s", line.rstrip())
@@ -126,9 +186,12 @@ class NativeFront:
                 self._state_changed.notify_all()
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait()
+        self._stopping = True
+        with self._lock:
+            process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            process.wait()
         self.close()
 
     def close(self) -> None:
