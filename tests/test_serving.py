@@ -220,3 +220,51 @@ def test_kubernetes_manifests_serve_the_pushed_layout():
     assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/chicago_taxi"
     assert container["volumeMounts"][0]["mountPath"] == config.CONTAINER_MODELS_ROOT
     assert {p["port"] for p in docs["Service"]["spec"]["ports"]} == {8500, 8501}
+
+
+def test_two_pushed_versions_served_by_policy_and_labels_through_a_reload(ner_run, tmp_path):
+    from taxi_pipeline.serving.__main__ import ConfigWatcher, Server
+
+    base = tmp_path / "ner"
+    for number in (1, 2):
+        shutil.copytree(ner_run[1].pushed_model, base / str(number))
+
+    def write(canary: int) -> None:  # by hand, in TF Serving's text format
+        (tmp_path / "models.config").write_text(f"""model_config_list {{
+  config {{
+    name: "ner"
+    base_path: "{base}"
+    model_platform: "tensorflow"
+    model_version_policy {{ all {{}} }}
+    version_labels {{ key: "stable" value: 1 }}
+    version_labels {{ key: "canary" value: {canary} }}
+  }}
+}}
+""")
+
+    write(canary=2)
+    path = str(tmp_path / "models.config")
+    server = Server(config.read(path), port=0, rest_api_port=-1, poll_seconds=0)
+    server.start()
+    watcher = ConfigWatcher(path, 0.1, server.manager, config.read(path))
+    watcher.start()
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
+
+    def tag(label: str):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.version_label = "ner", label
+        request.inputs["text"].CopyFrom(tf.make_tensor_proto(np.array([b"Angela Merkel visited Paris"], dtype=object)))
+        response = stub.Predict(request, timeout=30)
+        return response.model_spec.version.value, tf.make_ndarray(response.outputs["tags"]).tolist()
+
+    try:
+        (stable, tags), (canary, canary_tags) = tag("stable"), tag("canary")
+        assert (stable, canary) == (1, 2) and tags == canary_tags
+        write(canary=1)
+        deadline = time.time() + 30
+        while tag("canary")[0] != 1:
+            assert time.time() < deadline, "the moved label never took effect"
+            time.sleep(0.1)
+    finally:
+        watcher.stop()
+        server.stop()

@@ -50,10 +50,10 @@ def _start(base, **kwargs):
     rows_seen, gate = [], threading.Event()
     run = server.manager.run
 
-    def recording_run(name, version, signature, inputs):
+    def recording_run(name, version, signature, inputs, **options):
         rows_seen.append((signature, len(next(iter(inputs.values())))))
         gate.wait(30)  # held until the test has queued its calls
-        return run(name, version, signature, inputs)
+        return run(name, version, signature, inputs, **options)
 
     server.manager.run = recording_run
     server.start()
@@ -110,7 +110,9 @@ def _concurrently(stub, requests, rows_seen, gate):
 
     threads = [threading.Thread(target=call, args=(0,))]
     threads[0].start()
+    deadline = time.time() + 30
     while not rows_seen:
+        assert time.time() < deadline, f"the first call never reached the backend: {results[0]}"
         time.sleep(0.01)  # the first call is in the backend, held at the gate
     threads += [threading.Thread(target=call, args=(i,)) for i in range(1, len(requests))]
     for t in threads[1:]:
@@ -212,9 +214,11 @@ def test_what_the_front_cannot_run_is_answered_by_python(native):
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "x must not be negative" in error.details()
     error = _refused(stub, _request(np.zeros((1, 2)), input_name="z"))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "'z'" in error.details()
-    doubles = _request(np.ones((1, 2)), dtype=np.float64)  # not the signature's dtype: Python converts them
-    np.testing.assert_allclose(tf.make_ndarray(stub.Predict(doubles, timeout=30).outputs["y"]), [[2.0, 2.0]])
-    assert rows_seen == [("serving_default", 1)] * 3, "each of the three was Python's to answer"
+    error = _refused(stub, _request(np.ones((1, 2)), dtype=np.float64))  # not the signature's dtype, as TF Serving
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "must be float32, got float64" in error.details()
+    error = _refused(stub, _request(np.ones((1, 3))))  # a shape the signature does not take
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "shape [1, 3]" in error.details()
+    assert rows_seen == [("serving_default", 1)] * 4, "each of the four was Python's to answer"
 
 
 def test_a_new_version_moves_to_the_front_and_the_old_one_leaves_it(native, tmp_path):

@@ -156,7 +156,7 @@ class Server:
                    ("grpc.so_reuseport", 0)]  # a taken port is an error, not shared
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._grpc_workers), options=options)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            grpc_api.PredictionService(self.manager), server)
+            grpc_api.PredictionService(self.manager, MAX_MESSAGE_BYTES), server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(grpc_api.ModelService(self.manager), server)
         return server, server.add_insecure_port(address)
 

@@ -33,6 +33,11 @@ _LISTENING = "serving_front listening on port "
 MAX_RESTARTS, RESTART_WINDOW = 3, 60.0
 
 
+def _shape(shape) -> str:
+    """A TensorShapeProto as the control protocol writes it: "-1,2", "" for a scalar, "?" for any rank."""
+    return "?" if shape.unknown_rank else ",".join(str(d.size) for d in shape.dim)
+
+
 def control_block(name: str, number: int, path: str,
                   signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]) -> str:
     """The `load` lines announcing one version (see front.cc); signatures whose
@@ -42,7 +47,8 @@ def control_block(name: str, number: int, path: str,
         tensors = [("input", k, v) for k, v in sorted(definition.inputs.items())]
         tensors += [("output", k, v) for k, v in sorted(definition.outputs.items())]
         if all(info.name for _, _, info in tensors):
-            lines += [f"{kind}\t{signature}\t{alias}\t{info.name}\t{info.dtype}" for kind, alias, info in tensors]
+            lines += [f"{kind}\t{signature}\t{alias}\t{info.name}\t{info.dtype}\t{_shape(info.tensor_shape)}"
+                      for kind, alias, info in tensors]
     return "".join(f"{line}\n" for line in [f"load\t{name}\t{number}\t{path}", *lines, "end"])
 
 

@@ -25,6 +25,32 @@ def _version(model_spec) -> Wanted:
     return model_spec.version.value if choice == "version" else model_spec.version_label if choice else None
 
 
+def tensor_array(key: str, proto, max_bytes: int) -> np.ndarray:
+    """A request's TensorProto as an array; INVALID_ARGUMENT, as TF Serving's
+    "Cannot parse tensor from proto", when its shape is invalid, declares more
+    than `max_bytes`, or does not match the values it carries."""
+    dims = [d.size for d in proto.tensor_shape.dim]
+    try:
+        dtype = tf.dtypes.as_dtype(proto.dtype)
+        itemsize = 1 if dtype == tf.string else dtype.size
+    except TypeError:
+        raise ServingError("INVALID_ARGUMENT", f"input {key!r}: unsupported dtype {proto.dtype}") from None
+    if proto.tensor_shape.unknown_rank or any(d < 0 for d in dims):
+        raise ServingError("INVALID_ARGUMENT", f"Cannot parse tensor from proto: input {key!r} has shape {dims}")
+    count = int(np.prod(dims, dtype=object))
+    if count * itemsize > max_bytes:
+        raise ServingError("INVALID_ARGUMENT",
+                           f"Cannot parse tensor from proto: input {key!r} of shape {dims} exceeds {max_bytes} bytes")
+    try:
+        value = tf.make_ndarray(proto)
+    except (ValueError, TypeError, MemoryError) as e:
+        raise ServingError("INVALID_ARGUMENT", f"Cannot parse tensor from proto: input {key!r}: {e}") from None
+    if value.size != count:
+        raise ServingError("INVALID_ARGUMENT",
+                           f"Cannot parse tensor from proto: input {key!r} of shape {dims} holds {value.size} values")
+    return value
+
+
 def _abort(context, error: ServingError):
     context.abort(getattr(grpc.StatusCode, error.code), str(error))
 
@@ -47,14 +73,16 @@ def serialized_examples(request_input) -> np.ndarray:
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager: ModelManager):
+    def __init__(self, manager: ModelManager, max_message_bytes: int):
         self._manager = manager
+        self._max_bytes = max_message_bytes
 
     def Predict(self, request, context):
         try:
-            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            inputs = {k: tensor_array(k, v, self._max_bytes) for k, v in request.inputs.items()}
             signature = request.model_spec.signature_name or "serving_default"
-            version, outputs = self._manager.run(request.model_spec.name, _version(request.model_spec), signature, inputs)
+            version, outputs = self._manager.run(
+                request.model_spec.name, _version(request.model_spec), signature, inputs, exact_dtypes=True)
         except ServingError as e:
             return _abort(context, e)
         response = predict_pb2.PredictResponse()

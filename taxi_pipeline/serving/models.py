@@ -286,6 +286,8 @@ class ModelManager:
         self._stop.set()
 
     def model(self, name: str) -> ServedModel:
+        if not name:
+            raise ServingError("INVALID_ARGUMENT", "ModelSpec has no name specified.")
         model = self.models.get(name)
         if model is None:
             raise ServingError("NOT_FOUND", f"Servable not found for request: Latest({name})")
@@ -305,9 +307,12 @@ class ModelManager:
         return next(iter(specs))
 
     def run(
-        self, name: str, version: Wanted, signature: str, inputs: Mapping[str, np.ndarray]
+        self, name: str, version: Wanted, signature: str, inputs: Mapping[str, np.ndarray],
+        exact_dtypes: bool = False,
     ) -> (int, Dict[str, np.ndarray]):
-        """Calls a signature; INVALID_ARGUMENT names what does not fit it."""
+        """Calls a signature; INVALID_ARGUMENT names what does not fit it.
+        Numbers are cast to the signature's dtypes, as TF Serving does for
+        JSON, unless `exact_dtypes` (tensors, as its gRPC API takes them)."""
         served = self.model(name).version(version)
         function = served.model.signatures.get(signature or "serving_default")
         if function is None:
@@ -332,7 +337,8 @@ class ModelManager:
             is_text = value.dtype.kind in "SU" or (
                 value.dtype == object and all(isinstance(v, (bytes, str)) for v in value.flat)
             )
-            if (spec.dtype == tf.string) != is_text:
+            if (spec.dtype == tf.string) != is_text or (
+                    exact_dtypes and not is_text and tf.dtypes.as_dtype(value.dtype) != spec.dtype):
                 raise ServingError(
                     "INVALID_ARGUMENT",
                     f"input {key!r} must be {spec.dtype.name}, got {'strings' if is_text else value.dtype.name}",

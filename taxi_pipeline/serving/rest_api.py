@@ -21,7 +21,9 @@ _ROUTE = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?:/(?P<metadata>metadata)|:(?P<verb>predict|classify|regress))?$"
 )
-_HTTP = {"NOT_FOUND": HTTPStatus.NOT_FOUND, "INVALID_ARGUMENT": HTTPStatus.BAD_REQUEST}
+# TF Serving's HTTP statuses for its error codes (http_server.cc, ToHTTPStatusCode).
+_HTTP = {"NOT_FOUND": HTTPStatus.NOT_FOUND, "INVALID_ARGUMENT": HTTPStatus.BAD_REQUEST,
+         "FAILED_PRECONDITION": HTTPStatus.BAD_REQUEST, "RESOURCE_EXHAUSTED": HTTPStatus.TOO_MANY_REQUESTS}
 MAX_BODY_BYTES = 64 << 20
 
 
@@ -76,10 +78,10 @@ def _predict(manager: ModelManager, name: str, version: Optional[int], body: dic
             keys = instances[0].keys()
             if any(set(i) != set(keys) for i in instances):
                 raise ServingError("INVALID_ARGUMENT", "every instance must have the same named inputs")
-            inputs = {k: np.array([i[k] for i in instances], dtype=object if isinstance(instances[0][k], (bytes, str)) else None) for k in keys}
+            inputs = {k: _array(k, [i[k] for i in instances]) for k in keys}
         else:
             only = _only_input(manager, name, version, signature)
-            inputs = {only: np.array(instances, dtype=object if instances and isinstance(instances[0], (bytes, str)) else None)}
+            inputs = {only: _array(only, instances)}
         _, outputs = manager.run(name, version, signature, inputs)
         if len(outputs) == 1:
             return {"predictions": _encode(next(iter(outputs.values())))}
@@ -89,10 +91,21 @@ def _predict(manager: ModelManager, name: str, version: Optional[int], body: dic
         given = _decode(body["inputs"])
         if not isinstance(given, dict):
             given = {_only_input(manager, name, version, signature): given}
-        inputs = {k: np.array(v, dtype=object if _is_text(v) else None) for k, v in given.items()}
+        inputs = {k: _array(k, v) for k, v in given.items()}
         _, outputs = manager.run(name, version, signature, inputs)
         return {"outputs": {k: _encode(v) for k, v in outputs.items()} if len(outputs) > 1 else _encode(next(iter(outputs.values())))}
     raise ServingError("INVALID_ARGUMENT", 'request body needs "instances" (row format) or "inputs" (columnar format)')
+
+
+def _array(key: str, value) -> np.ndarray:
+    """An input's JSON value as an array; INVALID_ARGUMENT if it is ragged or mixed."""
+    try:
+        array = np.array(value, dtype=object if _is_text(value) else None)
+    except (ValueError, TypeError) as e:
+        raise ServingError("INVALID_ARGUMENT", f"input {key!r} is not a tensor (ragged or mixed values): {e}") from None
+    if array.dtype == object and not _is_text(value):
+        raise ServingError("INVALID_ARGUMENT", f"input {key!r} is not a tensor of numbers or strings")
+    return array
 
 
 def _is_text(value) -> bool:
@@ -179,6 +192,23 @@ def handler_class(manager: ModelManager):
             version = int(match["version"]) if match["version"] else urllib.parse.unquote(match["label"] or "") or None
             return match["name"], version, match["metadata"], match["verb"]
 
+        def _body(self) -> Any:
+            """The request's JSON body; INVALID_ARGUMENT if it is not JSON,
+            RESOURCE_EXHAUSTED (unread, the connection closed) if too large."""
+            length = self.headers.get("Content-Length") or "0"
+            if not length.isdigit():
+                self.close_connection = True
+                raise ServingError("INVALID_ARGUMENT", f"bad Content-Length {length!r}")
+            if int(length) > MAX_BODY_BYTES:
+                self.close_connection = True
+                raise ServingError("RESOURCE_EXHAUSTED", f"request body of {length} bytes exceeds {MAX_BODY_BYTES}")
+            try:
+                return json.loads(self.rfile.read(int(length)) or b"null")
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ServingError("INVALID_ARGUMENT", f"JSON Parse error: {e}") from None
+            except RecursionError:
+                raise ServingError("INVALID_ARGUMENT", "JSON Parse error: nested too deeply") from None
+
         def _serve(self, method: str) -> None:
             try:
                 name, version, metadata, verb = self._route()
@@ -186,13 +216,7 @@ def handler_class(manager: ModelManager):
                 if method == "GET" and not verb:
                     payload = _metadata(manager, name, version) if metadata else _status(manager, name, version)
                 elif method == "POST" and verb:
-                    length = int(self.headers.get("Content-Length") or 0)
-                    if length > MAX_BODY_BYTES:
-                        raise ServingError("INVALID_ARGUMENT", f"request body of {length} bytes exceeds {MAX_BODY_BYTES}")
-                    try:
-                        body = json.loads(self.rfile.read(length) or b"null")
-                    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                        raise ServingError("INVALID_ARGUMENT", f"JSON Parse error: {e}") from None
+                    body = self._body()
                     if not isinstance(body, dict):
                         raise ServingError("INVALID_ARGUMENT", "request body must be a JSON object")
                     if verb == "predict":
@@ -212,6 +236,12 @@ def handler_class(manager: ModelManager):
 
         def do_POST(self):
             self._serve("POST")
+
+        def do_PUT(self):
+            self._serve("PUT")
+
+        def do_DELETE(self):
+            self._serve("DELETE")
 
     return Handler
 

@@ -27,7 +27,8 @@
 // Control lines on stdin (tab-separated; answered on stdout with
 // "loaded|failed NAME VERSION [REASON]"):
 //   load NAME VERSION EXPORT_DIR        a version Python now serves (the highest is the latest),
-//   input|output SIGNATURE ALIAS TENSOR DTYPE   one line per tensor,
+//   input|output SIGNATURE ALIAS TENSOR DTYPE SHAPE   one line per tensor; SHAPE
+//                                       is dims joined by "," (-1: any size), "?" for any rank,
 //   end
 //   unload NAME VERSION                 a version Python no longer serves.
 
@@ -652,11 +653,12 @@ void Say(const std::vector<std::string>& fields) {
   fflush(stdout);
 }
 
-std::vector<std::string> Fields(const std::string& line) {
+// `line` cut at each `separator` (a control line's fields: tabs).
+std::vector<std::string> Fields(const std::string& line, char separator = '\t') {
   std::vector<std::string> fields;
   size_t from = 0;
-  for (size_t tab; (tab = line.find('\t', from)) != std::string::npos; from = tab + 1) {
-    fields.push_back(line.substr(from, tab - from));
+  for (size_t at; (at = line.find(separator, from)) != std::string::npos; from = at + 1) {
+    fields.push_back(line.substr(from, at - from));
   }
   fields.push_back(line.substr(from));
   return fields;
@@ -682,9 +684,13 @@ void Control(Models* models, const std::string& library) {
     std::map<std::string, serving_native::Signature> signatures;
     while (std::getline(std::cin, line) && line != "end") {
       const std::vector<std::string> t = Fields(line);
-      if (t.size() == 5 && (t[0] == "input" || t[0] == "output")) {
+      if (t.size() == 6 && (t[0] == "input" || t[0] == "output")) {
         auto& into = t[0] == "input" ? signatures[t[1]].inputs : signatures[t[1]].outputs;
-        into.push_back({t[2], t[3], atoi(t[4].c_str())});
+        serving_native::TensorSpec spec{t[2], t[3], atoi(t[4].c_str()), t[5] != "?", {}};
+        if (spec.known_rank && !t[5].empty()) {
+          for (const std::string& dim : Fields(t[5], ',')) spec.shape.push_back(strtoll(dim.c_str(), nullptr, 10));
+        }
+        into.push_back(spec);
       }
     }
     models->Announce(f[1], version);

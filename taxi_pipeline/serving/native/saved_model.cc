@@ -156,6 +156,17 @@ bool FromTensor(const Api& api, TF_Tensor* t, TensorProto* proto) {
   return true;
 }
 
+// Whether a request's tensor shape is one the signature accepts (a graph run
+// does not check fed shapes itself).
+bool Fits(const tensorflow::TensorShapeProto& given, bool known_rank, const std::vector<int64_t>& shape) {
+  if (!known_rank) return true;
+  if (given.unknown_rank() || static_cast<size_t>(given.dim_size()) != shape.size()) return false;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] >= 0 && given.dim(static_cast<int>(i)).size() != shape[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 struct SavedModel::Bound {
@@ -163,6 +174,8 @@ struct SavedModel::Bound {
     std::string alias;
     TF_Output output;
     int dtype;
+    bool known_rank;
+    std::vector<int64_t> shape;
   };
   std::vector<Tensor> inputs, outputs;
 };
@@ -206,7 +219,7 @@ std::unique_ptr<SavedModel> SavedModel::Load(const TensorFlow& tf, const std::st
       *error = "no tensor " + spec.tensor + " in the graph";
       return false;
     }
-    into->push_back({spec.alias, TF_Output{operation, index}, spec.dtype});
+    into->push_back({spec.alias, TF_Output{operation, index}, spec.dtype, spec.known_rank, spec.shape});
     return true;
   };
   for (const auto& [name, signature] : signatures) {
@@ -246,6 +259,7 @@ bool SavedModel::Predict(const tensorflow::serving::PredictRequest& request,
   for (const Bound::Tensor& spec : signature.inputs) {
     const auto given = request.inputs().find(spec.alias);
     if (given == request.inputs().end() || given->second.dtype() != spec.dtype) return false;
+    if (!Fits(given->second.tensor_shape(), spec.known_rank, spec.shape)) return false;
     TF_Tensor* t = ToTensor(api, given->second);
     if (t == nullptr) return false;
     feeds.push_back(spec.output);

@@ -23,11 +23,14 @@ namespace serving_native {
 
 struct Api;  // the C API functions used, resolved from the library
 
-// An input or output of a signature: its alias, graph tensor ("op:index") and dtype.
+// An input or output of a signature: its alias, graph tensor ("op:index"),
+// dtype and shape (-1 for a dimension of any size; no shape: any rank).
 struct TensorSpec {
   std::string alias;
   std::string tensor;
   int dtype = 0;
+  bool known_rank = false;
+  std::vector<int64_t> shape;
 };
 
 struct Signature {
@@ -59,7 +62,7 @@ class SavedModel {
 
   // Runs `request` and fills the response's outputs (not its model_spec).
   // False when the request does not fit a signature exactly (names, dtypes,
-  // value counts, output filter) or TensorFlow refuses it: the Python server
+  // shapes, value counts, output filter) or TensorFlow refuses it: the Python server
   // then answers it, with TF Serving's status and message.
   bool Predict(const tensorflow::serving::PredictRequest& request, tensorflow::serving::PredictResponse* response) const;
 
