@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 UV := python3 -m uv
 
-.PHONY: help setup browser native native-deps run notebook test bench clean
+.PHONY: help setup browser native native-deps run notebook test test-fast bench clean
 
 help:
 	@echo "make setup   create .venv/ from uv.lock (installs uv with pip if missing)"
@@ -12,6 +12,7 @@ help:
 	@echo "make run     set up, then python local_runner.py \$$(ARGS)"
 	@echo "make notebook set up, then start Jupyter (classic) on 127.0.0.1:8888 in notebooks/"
 	@echo "make test    set up, then run the test suite (what CI runs)"
+	@echo "make test-fast  the unit tests only (pytest -m \"not e2e\"), a few minutes"
 	@echo "make bench   set up, then run the benchmarks in bench/"
 	@echo "make clean   remove generated outputs (not the environment)"
 
@@ -68,7 +69,7 @@ $(NATIVE)/serving_front: $(addprefix $(NATIVE_SRC)/,front.cc saved_model.cc save
 	  $(addprefix $(NATIVE)/gen/,$(NATIVE_PROTOS:.proto=.pb.cc)) \
 	  $$(pkg-config --cflags --libs grpc++ protobuf) -ldl -lpthread
 
-$(NATIVE)/serving_load: $(NATIVE_SRC)/load.cc | native-deps
+$(NATIVE)/serving_load: bench/serving_load.cc | native-deps
 	mkdir -p $(NATIVE)
 	g++ $(CXXFLAGS) -o $@ $< $$(pkg-config --cflags --libs grpc++) -lpthread
 
@@ -81,6 +82,10 @@ notebook: setup
 
 test: setup browser native
 	$(PY) -m pytest $(ARGS)
+
+# The unit tests alone (no whole-pipeline runs): a few minutes, for the edit loop.
+test-fast: setup native
+	$(PY) -m pytest -m "not e2e" $(ARGS)
 
 bench: setup native
 	$(PY) bench/taxi_vs_reference.py

@@ -24,16 +24,11 @@ from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import (
     KubeflowV2DagRunnerConfig,
 )
 
-from taxi_pipeline import runner_flags
-from taxi_pipeline.infra_validation import DEFAULT_TF_SERVING_TAG
-from taxi_pipeline.model_spec import ModelSpec
-from taxi_pipeline.pipeline import create_pipeline
+from taxi_pipeline import settings
+from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.pipeline.factory import create_pipeline
+from taxi_pipeline.runs import runner_flags
 
-DEFAULT_OUTPUT_DIR = os.path.join(runner_flags.REPO_ROOT, "outputs", "kubeflow")
-DEFAULT_IMAGE = "tfx-pipelines:1.16.0"
-DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/tfx"
-# Where the Dockerfile puts this repository inside the pipeline image.
-IMAGE_WORKDIR = "/pipeline"
 _ROOT_SCHEMES = ("gs://", "s3://", "minio://", "hdfs://", "abfs://", "/")
 
 
@@ -42,11 +37,11 @@ class CompileError(ValueError):
 
 
 def _parser():
-    p = runner_flags.parser(__doc__.splitlines()[0], DEFAULT_OUTPUT_DIR)
-    p.add_argument("--image", default=DEFAULT_IMAGE, help="pipeline image built from the Dockerfile (default: %(default)s)")
+    p = runner_flags.parser(__doc__.splitlines()[0], settings.KFP_OUTPUT_DIR)
+    p.add_argument("--image", default=settings.KFP_IMAGE, help="pipeline image built from the Dockerfile (default: %(default)s)")
     p.add_argument(
         "--pipeline_root",
-        default=DEFAULT_PIPELINE_ROOT,
+        default=settings.KFP_PIPELINE_ROOT,
         help="where the cluster writes artifacts, e.g. gs://B/tfx, s3://B/tfx, or MinIO "
         "inside the cluster (default: %(default)s); each pipeline gets a folder in it",
     )
@@ -57,7 +52,7 @@ def _parser():
     )
     p.add_argument(
         "--tf_serving_tag",
-        default=DEFAULT_TF_SERVING_TAG,
+        default=settings.TF_SERVING_TAG,
         help="tensorflow/serving image tag the InfraValidator loads each model in before the "
         "push (default: %(default)s); the task needs deploy/infra-validator-rbac.yaml",
     )
@@ -81,14 +76,14 @@ def _check_uri(flag: str, value: str) -> None:
         )
 
 
-def _cluster_data(model: ModelSpec, data: Optional[str]) -> str:
+def _cluster_data(model: ModelDefinition, data: Optional[str]) -> str:
     """The model's data as the pipeline container sees it."""
     if data:
         return data
-    return os.path.join(IMAGE_WORKDIR, os.path.relpath(model.default_data, runner_flags.REPO_ROOT))
+    return os.path.join(settings.IMAGE_WORKDIR, os.path.relpath(model.default_data, settings.REPO_ROOT))
 
 
-def compile_pipeline(model: ModelSpec, args, beam_args: Sequence[str]) -> dict:
+def compile_pipeline(model: ModelDefinition, args, beam_args: Sequence[str]) -> dict:
     """The KFP PipelineSpec (as a dict) of one model's pipeline."""
     root = f"{args.pipeline_root.rstrip('/')}/{model.serving_name}"
     serving = args.serving_dir or f"{args.pipeline_root.rstrip('/')}/serving_model"

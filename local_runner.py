@@ -14,11 +14,12 @@ from absl import logging
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
-from taxi_pipeline import results, runner_flags
-from taxi_pipeline.layout import DEFAULT_OUTPUT_DIR, OutputLayout
-from taxi_pipeline.pipeline import create_pipeline
+from taxi_pipeline.runs import results, runner_flags
+from taxi_pipeline.runs.layout import OutputLayout
+from taxi_pipeline.settings import DEFAULT_OUTPUT_DIR
+from taxi_pipeline.pipeline.factory import create_pipeline
 from taxi_pipeline.serving import config as serving_config
-from taxi_pipeline.validation import InputDataError
+from taxi_pipeline.pipeline.data_validation import InputDataError
 
 
 def run(argv: Optional[Sequence[str]] = None) -> List[results.RunSummary]:

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import models  # noqa: E402
-from taxi_pipeline.examples import to_tf_example  # noqa: E402
+from taxi_pipeline.modeling.examples import to_tf_example  # noqa: E402
 from taxi_pipeline.serving.front import NATIVE_FRONT  # noqa: E402
 from taxi_pipeline.serving.client import ServingClient  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402

@@ -1,7 +1,7 @@
 """Models served by the shared pipeline: one sub-package per model.
 
 Adding a model means adding a folder here whose `__init__.py` defines `SPEC`
-(a `taxi_pipeline.model_spec.ModelSpec`); the runners discover it by name.
+(a `taxi_pipeline.pipeline.definition.ModelDefinition`); the runners discover it by name.
 """
 
 import importlib
@@ -9,7 +9,7 @@ import os
 import pkgutil
 from typing import List
 
-from taxi_pipeline.model_spec import ModelSpec
+from taxi_pipeline.pipeline.definition import ModelDefinition
 
 
 def available() -> List[str]:
@@ -18,8 +18,8 @@ def available() -> List[str]:
     return sorted(m.name for m in pkgutil.iter_modules([here]) if m.ispkg)
 
 
-def get(name: str) -> ModelSpec:
-    """The ModelSpec of `models/<name>/`; ValueError names the known models."""
+def get(name: str) -> ModelDefinition:
+    """The ModelDefinition of `models/<name>/`; ValueError names the known models."""
     if name not in available():
         raise ValueError(
             f"unknown model {name!r}; known models: {', '.join(available())}"

@@ -12,6 +12,17 @@ import models
 TAXI_SLICE_ROWS = 2000
 
 
+# Fixtures that run whole pipelines (minutes): tests using them are marked e2e,
+# so `pytest -m "not e2e"` (`make test-fast`) runs the rest in a few minutes.
+_PIPELINE_FIXTURES = {"taxi_run", "taxi_rerun", "ner_run", "served"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if _PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def taxi_frame() -> pd.DataFrame:
     """The first rows of the embedded taxi CSV, as written in the file."""

@@ -4,8 +4,8 @@ numeric type where no value changes, and clear errors for everything else."""
 import pytest
 import tensorflow as tf
 
-from taxi_pipeline.examples import DTYPES, parse_examples
-from taxi_pipeline.model_spec import FLOAT, INT, STRING
+from taxi_pipeline.modeling.examples import DTYPES, parse_examples
+from taxi_pipeline.pipeline.definition import FLOAT, INT, STRING
 
 COLUMNS = {"count": INT, "price": FLOAT, "name": STRING}
 

@@ -11,13 +11,9 @@ from tfx.components import InfraValidator
 from tfx.types import standard_component_specs
 
 from models.taxi import features
-from taxi_pipeline.examples import to_tf_example
-from taxi_pipeline.infra_validation import (
-    ClusterExecutor,
-    ClusterInfraValidator,
-    _ensure_kfp_pod_env,
-    serving_problem,
-)
+from taxi_pipeline.modeling.examples import to_tf_example
+from taxi_pipeline.kubeflow.infra_validator import ClusterExecutor, ClusterInfraValidator, _ensure_kfp_pod_env
+from taxi_pipeline.pipeline.servability import serving_problem
 
 
 def test_same_spec_and_executor_as_tfx_infra_validator():

@@ -8,8 +8,10 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from google.protobuf import text_format
 
 import kubeflow_runner
-from taxi_pipeline import runner_flags
-from taxi_pipeline.kfp_local import TaskError, run_package
+from taxi_pipeline import settings
+from taxi_pipeline.kubeflow.local_tasks import TaskError, run_package
+
+pytestmark = pytest.mark.e2e  # runs whole pipelines
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def taxi_package(tmp_path_factory, taxi_frame):
 def test_tasks_run_from_the_compiled_spec_through_the_data_gate(taxi_package, monkeypatch):
     path, root = taxi_package
     # The pipeline image puts this package on PYTHONPATH; so does this test.
-    monkeypatch.setenv("PYTHONPATH", runner_flags.REPO_ROOT)
+    monkeypatch.setenv("PYTHONPATH", settings.REPO_ROOT)
     produced = run_package(path, os.path.join(root, "run"), until="DataGate")
     assert set(produced) == {"CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate"}
 

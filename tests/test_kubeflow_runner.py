@@ -11,6 +11,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner
 import models
+from taxi_pipeline import settings
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +72,8 @@ def test_image_parameters_and_beam_args_reach_the_tasks(packages, name):
     assert images == {"registry.example/tfx-pipelines:7"}
     assert "--runner=DataflowRunner" in text and "--region=europe-west1" in text
     assert '\\"num_steps\\": 11' in text or '"num_steps": 11' in text
-    data = os.path.relpath(model.default_data, kubeflow_runner.runner_flags.REPO_ROOT)
-    folder, name = os.path.split(f"{kubeflow_runner.IMAGE_WORKDIR}/{data}")
+    data = os.path.relpath(model.default_data, settings.REPO_ROOT)
+    folder, name = os.path.split(f"{settings.IMAGE_WORKDIR}/{data}")
     assert f"{folder}/{name}" in text or (folder in text and name in text)
     assert f"gs://bucket/tfx/serving_model/{model.serving_name}" in text
 
@@ -91,7 +92,7 @@ def test_infra_validator_runs_tf_serving_on_kubernetes(packages):
         spec.components[task.component_ref.name].executor_label
     ].struct_value.fields["container"].struct_value.fields
     args = [a.string_value for a in executor["args"].list_value.values]
-    assert args[args.index("--executor_class_path") + 1] == "taxi_pipeline.infra_validation.ClusterExecutor"
+    assert args[args.index("--executor_class_path") + 1] == "taxi_pipeline.kubeflow.infra_validator.ClusterExecutor"
 
 
 def test_infra_validation_can_be_left_out(tmp_path):

@@ -12,11 +12,11 @@ from tensorflow_serving.config import model_server_config_pb2
 
 import local_runner
 from models.taxi import features
-from taxi_pipeline import results
+from taxi_pipeline.runs import results
 from taxi_pipeline.explore import data, outputs
-from taxi_pipeline.examples import to_tf_example
-from taxi_pipeline.layout import OutputLayout
-from taxi_pipeline.validation import InputDataError
+from taxi_pipeline.modeling.examples import to_tf_example
+from taxi_pipeline.runs.layout import OutputLayout
+from taxi_pipeline.pipeline.data_validation import InputDataError
 
 
 def test_run_blesses_and_pushes_a_model_that_scores_raw_examples(taxi_run, taxi_frame):

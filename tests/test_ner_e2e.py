@@ -6,7 +6,9 @@ import pytest
 import tensorflow as tf
 
 import local_runner
-from taxi_pipeline.validation import InputDataError
+from taxi_pipeline.pipeline.data_validation import InputDataError
+
+pytestmark = pytest.mark.e2e  # runs whole pipelines
 
 
 def _tag(model_dir, sentences, offsets=False):

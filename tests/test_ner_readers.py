@@ -6,7 +6,7 @@ import models
 from models.ner import readers
 from models.ner.example_gen import to_example
 from models.ner import features
-from taxi_pipeline.validation import InputDataError
+from taxi_pipeline.pipeline.data_validation import InputDataError
 
 GMB = (
     "Sentence #,Word,POS,Tag\n"

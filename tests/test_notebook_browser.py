@@ -18,8 +18,8 @@ import urllib.request
 import pytest
 import tensorflow_model_analysis as tfma
 
-from taxi_pipeline import results
-from taxi_pipeline.layout import DEFAULT_OUTPUT_DIR, REPO_ROOT
+from taxi_pipeline.runs import results
+from taxi_pipeline.settings import DEFAULT_OUTPUT_DIR, REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -12,8 +12,8 @@ import papermill
 import pytest
 import tensorflow_model_analysis as tfma
 
-from taxi_pipeline import results
-from taxi_pipeline.layout import REPO_ROOT
+from taxi_pipeline.runs import results
+from taxi_pipeline.settings import REPO_ROOT
 
 NOTEBOOKS = os.path.join(REPO_ROOT, "notebooks")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -3,8 +3,8 @@
 import pytest
 
 import models
-from taxi_pipeline import runner_flags
-from taxi_pipeline.pipeline import create_pipeline
+from taxi_pipeline.runs import runner_flags
+from taxi_pipeline.pipeline.factory import create_pipeline
 
 STAGES = {
     "StatisticsGen",
@@ -81,17 +81,20 @@ def test_blessing_needs_a_threshold_and_a_baseline_comparison(name):
 
 
 def test_code_version_follows_the_model_sources(tmp_path):
-    model = models.get("taxi")
-    assert model.code_version() == model.code_version()
-    copy = tmp_path / "pkg"
-    copy.mkdir()
-    (copy / "a.py").write_text("x = 1\n")
     import dataclasses
+    import shutil
 
+    model = models.get("taxi")
+    copy = tmp_path / "pkg"
+    shutil.copytree(model.package_dir, copy, ignore=shutil.ignore_patterns("__pycache__"))
     clone = dataclasses.replace(model, package_dir=str(copy))
-    before = clone.code_version()
-    (copy / "a.py").write_text("x = 2\n")
-    assert clone.code_version() != before
+    assert clone.code_version() == model.code_version(), "the same sources anywhere: the same version"
+    (copy / "notes.txt").write_text("not code")
+    (copy / "__pycache__").mkdir()
+    (copy / "__pycache__" / "stale.py").write_text("x = 1\n")
+    assert clone.code_version() == model.code_version(), "only Python sources outside caches count"
+    (copy / "model.py").write_text((copy / "model.py").read_text() + "\n# an edit\n")
+    assert clone.code_version() != model.code_version()
 
 
 def test_flags_split_beam_args_and_reject_bad_input(capsys):

@@ -16,7 +16,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_service_pb2_grpc, regression_pb2
 
 import models
-from taxi_pipeline.examples import to_tf_example
+from taxi_pipeline.modeling.examples import to_tf_example
+from taxi_pipeline import settings
 from taxi_pipeline.serving import config
 from taxi_pipeline.serving.client import main as client_main
 from tests.conftest import RTOL
@@ -208,9 +209,7 @@ def test_corrupt_version_leaves_the_old_one_serving(served, taxi_frame):
 def test_kubernetes_manifests_serve_the_pushed_layout():
     import yaml
 
-    from taxi_pipeline import runner_flags
-
-    with open(os.path.join(runner_flags.REPO_ROOT, "deploy", "tf-serving.yaml")) as f:
+    with open(os.path.join(settings.REPO_ROOT, "deploy", "tf-serving.yaml")) as f:
         docs = {d["kind"]: d for d in yaml.safe_load_all(f)}
     assert set(docs) == {"PersistentVolumeClaim", "Deployment", "Service"}
     container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
@@ -218,7 +217,7 @@ def test_kubernetes_manifests_serve_the_pushed_layout():
     assert "--model_config_file=/models/models.config" in container["args"]
     assert {p["containerPort"] for p in container["ports"]} == {8500, 8501}
     assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/chicago_taxi"
-    assert container["volumeMounts"][0]["mountPath"] == config.CONTAINER_MODELS_ROOT
+    assert container["volumeMounts"][0]["mountPath"] == settings.CONTAINER_MODELS_ROOT
     assert {p["port"] for p in docs["Service"]["spec"]["ports"]} == {8500, 8501}
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.taxi import features, model
-from taxi_pipeline.examples import to_tf_example
+from taxi_pipeline.modeling.examples import to_tf_example
 
 
 def _batch(transformed, names):

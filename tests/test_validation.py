@@ -3,8 +3,8 @@
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
-from taxi_pipeline.model_spec import FLOAT, INT, STRING
-from taxi_pipeline.validation import (
+from taxi_pipeline.pipeline.definition import FLOAT, INT, STRING
+from taxi_pipeline.pipeline.data_validation import (
     InputDataError,
     anomaly_descriptions,
     check_csv_dir,

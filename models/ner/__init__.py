@@ -7,12 +7,12 @@ from models.ner import evaluation
 from models.ner.example_gen import ner_example_gen
 from models.ner.model import Hyperparameters
 from models.ner.readers import check_path
-from taxi_pipeline.layout import REPO_ROOT
-from taxi_pipeline.model_spec import ModelSpec
+from taxi_pipeline.settings import REPO_ROOT
+from taxi_pipeline.pipeline.definition import ModelDefinition
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
-SPEC = ModelSpec(
+SPEC = ModelDefinition(
     name="ner",
     serving_name="ner",
     package_dir=_HERE,

@@ -10,7 +10,7 @@ from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
 from models.ner import crf, decoding, features, preprocessing, tokenizer
 from models.ner.metrics import PAD
-from taxi_pipeline.training import save_signatures, without_autograph
+from taxi_pipeline.modeling.training import save_signatures, without_autograph
 
 MODEL_INPUTS = (features.TOKEN_IDS, features.SUFFIX_IDS, features.SHAPE_IDS, features.CHAR_IDS)
 

@@ -20,7 +20,7 @@ from typing import Iterator, List, Tuple
 
 import tensorflow as tf
 
-from taxi_pipeline.validation import InputDataError
+from taxi_pipeline.pipeline.data_validation import InputDataError
 
 Sentence = Tuple[List[str], List[str]]
 

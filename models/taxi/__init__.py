@@ -7,13 +7,13 @@ from tfx.components import CsvExampleGen
 
 from models.taxi import evaluation, features
 from models.taxi.model import Hyperparameters
-from taxi_pipeline.layout import REPO_ROOT
-from taxi_pipeline.model_spec import ModelSpec
-from taxi_pipeline.validation import check_csv_dir
+from taxi_pipeline.settings import REPO_ROOT
+from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.pipeline.data_validation import check_csv_dir
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
-SPEC = ModelSpec(
+SPEC = ModelDefinition(
     name="taxi",
     serving_name="chicago_taxi",
     package_dir=_HERE,

@@ -9,8 +9,8 @@ from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
 from models.taxi import features
-from taxi_pipeline import examples
-from taxi_pipeline.training import without_autograph
+from taxi_pipeline.modeling import examples
+from taxi_pipeline.modeling.training import without_autograph
 
 LABEL = features.transformed_name(features.LABEL_KEY)
 

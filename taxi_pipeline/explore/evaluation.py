@@ -13,7 +13,7 @@ import pandas as pd
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.view import view_types
 
-from taxi_pipeline import results
+from taxi_pipeline.runs import results
 from taxi_pipeline.explore.outputs import Evaluation
 
 _DIFF = "_diff"

@@ -14,9 +14,10 @@ from typing import List, Optional
 from ml_metadata.proto import metadata_store_pb2
 
 import models
-from taxi_pipeline import results
-from taxi_pipeline.layout import DEFAULT_OUTPUT_DIR, OutputLayout
-from taxi_pipeline.model_spec import ModelSpec
+from taxi_pipeline.runs import results
+from taxi_pipeline.runs.layout import OutputLayout
+from taxi_pipeline.settings import DEFAULT_OUTPUT_DIR
+from taxi_pipeline.pipeline.definition import ModelDefinition
 
 
 class OutputNotFound(LookupError):
@@ -41,7 +42,7 @@ class Evaluation:
 class ModelOutputs:
     """The recorded runs of one model's pipeline in one output folder."""
 
-    model: ModelSpec
+    model: ModelDefinition
     output_dir: str
     runs: List[results.Run]
 

@@ -19,12 +19,12 @@ import taxi_pipeline  # noqa: F401  (Keras 2 before TensorFlow loads)
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from taxi_pipeline import settings
 from taxi_pipeline.serving import config, grpc_api, rest_api
 from taxi_pipeline.serving.batching import Batcher
 from taxi_pipeline.serving.front import NATIVE_FRONT, TENSORFLOW_LIBRARY, NativeFront
-from taxi_pipeline.serving.models import ModelManager
+from taxi_pipeline.serving.versions import ModelManager
 
-MAX_MESSAGE_BYTES = 64 << 20
 
 
 def _flag_bool(text: str) -> bool:
@@ -132,7 +132,7 @@ class Server:
         if native_front:
             self.front = NativeFront(
                 native_front, host, port, batcher.max_batch_size if batcher else 1,
-                int(batcher.timeout * 1e6) if batcher else 0, MAX_MESSAGE_BYTES,
+                int(batcher.timeout * 1e6) if batcher else 0, settings.MAX_MESSAGE_BYTES,
                 tensorflow_library, num_batch_threads=1 if batcher else os.cpu_count() or 1,
             )
         if not isinstance(models, config.ModelServerConfig):
@@ -151,12 +151,12 @@ class Server:
 
     def _grpc_server(self, address: str) -> Tuple[grpc.Server, int]:
         """A gRPC server (not started) of this server's services on `address`."""
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        options = [("grpc.max_receive_message_length", settings.MAX_MESSAGE_BYTES),
+                   ("grpc.max_send_message_length", settings.MAX_MESSAGE_BYTES),
                    ("grpc.so_reuseport", 0)]  # a taken port is an error, not shared
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._grpc_workers), options=options)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            grpc_api.PredictionService(self.manager, MAX_MESSAGE_BYTES), server)
+            grpc_api.PredictionService(self.manager, settings.MAX_MESSAGE_BYTES), server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(grpc_api.ModelService(self.manager), server)
         return server, server.add_insecure_port(address)
 

@@ -36,7 +36,7 @@ from tensorflow_serving.apis import (
 
 import models
 from models.ner import chunks
-from taxi_pipeline.examples import to_tf_example
+from taxi_pipeline.modeling.examples import to_tf_example
 
 
 class ServingClient:

@@ -10,11 +10,11 @@ from typing import List, Mapping, Sequence
 from google.protobuf import text_format
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
+from taxi_pipeline import settings
+
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 VersionPolicy = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
 
-# Where the tensorflow/serving image expects models (docker run -v DIR:/models).
-CONTAINER_MODELS_ROOT = "/models"
 FILE_NAME = "models.config"
 PLATFORM = "tensorflow"
 
@@ -107,7 +107,7 @@ def write_for_serving_root(serving_root: str) -> str:
         if os.path.isdir(os.path.join(serving_root, d)) and not d.startswith(".")
     )
     path = os.path.join(serving_root, FILE_NAME)
-    write(build({name: f"{CONTAINER_MODELS_ROOT}/{name}" for name in names}), path)
+    write(build({name: f"{settings.CONTAINER_MODELS_ROOT}/{name}" for name in names}), path)
     return path
 
 

@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from taxi_pipeline.layout import REPO_ROOT
+from taxi_pipeline.settings import REPO_ROOT
 
 NATIVE_FRONT = os.path.join(REPO_ROOT, "build", "native", "serving_front")
 # The C API the front runs models with: the installed wheel's, so both run one TensorFlow.

@@ -16,11 +16,11 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from taxi_pipeline.serving.models import ModelManager, ServingError, Wanted, class_scores, score_rows
+from taxi_pipeline.serving.versions import ModelManager, ServingError, Wanted, class_scores, score_rows
 
 
 def _version(model_spec) -> Wanted:
-    """The version a ModelSpec asks for: a number, a label, or the latest (None)."""
+    """The version a ModelDefinition asks for: a number, a label, or the latest (None)."""
     choice = model_spec.WhichOneof("version_choice")
     return model_spec.version.value if choice == "version" else model_spec.version_label if choice else None
 

@@ -15,7 +15,8 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from taxi_pipeline.serving.models import ModelManager, ServingError, State, Wanted, class_scores, score_rows
+from taxi_pipeline import settings
+from taxi_pipeline.serving.versions import ModelManager, ServingError, State, Wanted, class_scores, score_rows
 
 _ROUTE = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
@@ -24,7 +25,6 @@ _ROUTE = re.compile(
 # TF Serving's HTTP statuses for its error codes (http_server.cc, ToHTTPStatusCode).
 _HTTP = {"NOT_FOUND": HTTPStatus.NOT_FOUND, "INVALID_ARGUMENT": HTTPStatus.BAD_REQUEST,
          "FAILED_PRECONDITION": HTTPStatus.BAD_REQUEST, "RESOURCE_EXHAUSTED": HTTPStatus.TOO_MANY_REQUESTS}
-MAX_BODY_BYTES = 64 << 20
 
 
 def _decode(value: Any) -> Any:
@@ -199,9 +199,9 @@ def handler_class(manager: ModelManager):
             if not length.isdigit():
                 self.close_connection = True
                 raise ServingError("INVALID_ARGUMENT", f"bad Content-Length {length!r}")
-            if int(length) > MAX_BODY_BYTES:
+            if int(length) > settings.MAX_MESSAGE_BYTES:
                 self.close_connection = True
-                raise ServingError("RESOURCE_EXHAUSTED", f"request body of {length} bytes exceeds {MAX_BODY_BYTES}")
+                raise ServingError("RESOURCE_EXHAUSTED", f"request body of {length} bytes exceeds {settings.MAX_MESSAGE_BYTES}")
             try:
                 return json.loads(self.rfile.read(int(length)) or b"null")
             except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -26,13 +26,15 @@ from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types.channel import Channel
 from tfx.types.standard_artifacts import Model, ModelBlessing
 
-from taxi_pipeline.components import DataGate, EvaluationSummary
-from taxi_pipeline.infra_validation import cluster_infra_validator, local_serving_check
-from taxi_pipeline.model_spec import ModelSpec
+from taxi_pipeline.pipeline.data_gate import DataGate
+from taxi_pipeline.pipeline.evaluation_summary import EvaluationSummary
+from taxi_pipeline.kubeflow.infra_validator import cluster_infra_validator
+from taxi_pipeline.pipeline.servability import local_serving_check
+from taxi_pipeline.pipeline.definition import ModelDefinition
 
 
 def create_pipeline(
-    model: ModelSpec,
+    model: ModelDefinition,
     *,
     pipeline_root: str,
     data_root: str,

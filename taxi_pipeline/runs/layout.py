@@ -8,12 +8,7 @@
 import dataclasses
 import os
 
-from taxi_pipeline.model_spec import ModelSpec
-
-# The repository checkout: embedded data and default output folders live in it.
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Where `local_runner.py` writes, and where the notebooks look, by default.
-DEFAULT_OUTPUT_DIR = os.path.join(REPO_ROOT, "outputs")
+from taxi_pipeline.pipeline.definition import ModelDefinition
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +23,8 @@ class OutputLayout:
     def serving_model_root(self) -> str:
         return os.path.join(self.output_dir, "serving_model")
 
-    def pipeline_root(self, model: ModelSpec) -> str:
+    def pipeline_root(self, model: ModelDefinition) -> str:
         return os.path.join(self.output_dir, "pipelines", model.pipeline_name)
 
-    def serving_model_dir(self, model: ModelSpec) -> str:
+    def serving_model_dir(self, model: ModelDefinition) -> str:
         return os.path.join(self.serving_model_root, model.serving_name)

@@ -6,7 +6,7 @@ launcher builds it (parameters, input artifacts from upstream tasks, output
 artifact URIs under the pipeline root, the executor output file), and with
 `python` meaning this interpreter. It proves a package runs as compiled.
 
-    python -m taxi_pipeline.kfp_local PACKAGE.yaml --pipeline_root DIR --until SchemaGen
+    python -m taxi_pipeline.kubeflow.local_tasks PACKAGE.yaml --pipeline_root DIR --until SchemaGen
 
 Resolver tasks are not run: KFP resolves them against the cluster's ML
 Metadata, which has no local stand-in here.

@@ -7,8 +7,7 @@ import sys
 from typing import Callable, List, Optional, Sequence, Tuple, Type
 
 import models
-from taxi_pipeline.layout import REPO_ROOT  # noqa: F401  (runners build defaults on it)
-from taxi_pipeline.model_spec import ModelSpec
+from taxi_pipeline.pipeline.definition import ModelDefinition
 
 ALL = "all"
 
@@ -82,7 +81,7 @@ def parse(
     return args, beam_args
 
 
-def selected_models(args: argparse.Namespace) -> List[ModelSpec]:
+def selected_models(args: argparse.Namespace) -> List[ModelDefinition]:
     """The ModelSpecs named by --pipeline."""
     names = models.available() if args.pipeline == ALL else [args.pipeline]
     return [models.get(name) for name in names]

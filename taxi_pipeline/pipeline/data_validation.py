@@ -17,7 +17,7 @@ from typing import Dict, List, Mapping
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
-from taxi_pipeline.model_spec import FLOAT, INT, STRING
+from taxi_pipeline.pipeline.definition import FLOAT, INT, STRING
 
 
 class InputDataError(ValueError):

@@ -22,7 +22,7 @@ STRING = "STRING"
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelSpec:
+class ModelDefinition:
     """Describes one model to the pipeline factory and the runners.
 
     Attributes:

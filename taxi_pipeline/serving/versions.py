@@ -287,7 +287,7 @@ class ModelManager:
 
     def model(self, name: str) -> ServedModel:
         if not name:
-            raise ServingError("INVALID_ARGUMENT", "ModelSpec has no name specified.")
+            raise ServingError("INVALID_ARGUMENT", "ModelDefinition has no name specified.")
         model = self.models.get(name)
         if model is None:
             raise ServingError("NOT_FOUND", f"Servable not found for request: Latest({name})")
