@@ -64,8 +64,9 @@ $(NATIVE)/gen/.stamp: $(NATIVE_SRC)/protos.py uv.lock | setup native-deps
 # the ones Debian's gRPC was built with); its library is loaded at run time.
 TF_INCLUDE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tensorflow/include
 
-$(NATIVE)/serving_front: $(addprefix $(NATIVE_SRC)/,front.cc saved_model.cc saved_model.h) $(NATIVE)/gen/.stamp
-	g++ $(CXXFLAGS) -idirafter $(TF_INCLUDE) -o $@ $(NATIVE_SRC)/front.cc $(NATIVE_SRC)/saved_model.cc \
+FRONT_SRC := front.cc batching.cc control.cc flags.cc saved_model.cc
+$(NATIVE)/serving_front: $(addprefix $(NATIVE_SRC)/,$(FRONT_SRC) batching.h control.h flags.h saved_model.h) $(NATIVE)/gen/.stamp
+	g++ $(CXXFLAGS) -idirafter $(TF_INCLUDE) -o $@ $(addprefix $(NATIVE_SRC)/,$(FRONT_SRC)) \
 	  $(addprefix $(NATIVE)/gen/,$(NATIVE_PROTOS:.proto=.pb.cc)) \
 	  $$(pkg-config --cflags --libs grpc++ protobuf) -ldl -lpthread
 

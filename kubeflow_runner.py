@@ -14,7 +14,6 @@ at all. Nothing touches the network unless `--upload` is given.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import List, Optional, Sequence
 
 import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
@@ -27,7 +26,7 @@ from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import (
 from taxi_pipeline import settings
 from taxi_pipeline.pipeline.definition import ModelDefinition
 from taxi_pipeline.pipeline.factory import create_pipeline
-from taxi_pipeline.runs import runner_flags
+from taxi_pipeline.runs import layout, runner_flags
 
 _ROOT_SCHEMES = ("gs://", "s3://", "minio://", "hdfs://", "abfs://", "/")
 
@@ -105,20 +104,6 @@ def compile_pipeline(model: ModelDefinition, args, beam_args: Sequence[str]) -> 
     return spec
 
 
-def _write_atomically(path: str, spec: dict) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".yaml.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(spec, f, sort_keys=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _upload(packages: List[str], args) -> None:
     import kfp
 
@@ -164,7 +149,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[str]:
     packages = []
     for name, spec in specs.items():
         path = os.path.join(output_dir, f"{name}.yaml")
-        _write_atomically(path, spec)
+        layout.write_atomically(path, yaml.safe_dump(spec, sort_keys=False))
         packages.append(path)
         print(f"wrote {path}")
     if args.upload:

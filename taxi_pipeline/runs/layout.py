@@ -5,10 +5,15 @@
     <output_dir>/serving_model/<name>/   TF Serving model base paths
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
+import tempfile
+from typing import TYPE_CHECKING
 
-from taxi_pipeline.pipeline.definition import ModelDefinition
+if TYPE_CHECKING:  # only for hints: the serving code writes files here without TFMA
+    from taxi_pipeline.pipeline.definition import ModelDefinition
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,3 +33,19 @@ class OutputLayout:
 
     def serving_model_dir(self, model: ModelDefinition) -> str:
         return os.path.join(self.serving_model_root, model.serving_name)
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Writes `path` whole or not at all (a temporary file renamed over it), so
+    a reader polling it, or a crash while writing, never sees half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

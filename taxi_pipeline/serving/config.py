@@ -11,6 +11,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
 from taxi_pipeline import settings
+from taxi_pipeline.runs import layout
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 VersionPolicy = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy
@@ -92,10 +93,7 @@ def write(config: ModelServerConfig, path: str) -> None:
     """Writes `config` to `path` whole or not at all: a server polling the file
     never reads half of it."""
     check(config, path)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(render(config))
-    os.replace(tmp, path)
+    layout.write_atomically(path, render(config))
 
 
 def write_for_serving_root(serving_root: str) -> str:

@@ -56,6 +56,9 @@
 #include <thread>
 #include <vector>
 
+#include "batching.h"
+#include "control.h"
+#include "flags.h"
 #include "saved_model.h"
 #include "tensorflow_serving/apis/predict.pb.h"
 
@@ -63,7 +66,13 @@ namespace {
 
 using grpc::ByteBuffer;
 using grpc::Status;
+using serving_native::Models;
+using serving_native::Options;
 using serving_native::SavedModel;
+using serving_native::Say;
+using serving_native::BatchKey;
+using serving_native::Merge;
+using serving_native::SliceRows;
 using tensorflow::TensorProto;
 using tensorflow::serving::PredictRequest;
 using tensorflow::serving::PredictResponse;
@@ -71,16 +80,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kPredict[] = "/tensorflow.serving.PredictionService/Predict";
 
-struct Options {
-  std::string host = "127.0.0.1";
-  int port = 8500;
-  std::string backend;
-  std::string tensorflow_library;  // empty: every batch goes to the backend
-  int max_batch_size = 32;
-  int num_batch_threads = 1;
-  int batch_timeout_micros = 1000;
-  int max_message_bytes = 64 << 20;
-};
 
 bool Parse(const ByteBuffer& buffer, google::protobuf::Message* message) {
   std::vector<grpc::Slice> slices;
@@ -93,147 +92,6 @@ bool Parse(const ByteBuffer& buffer, google::protobuf::Message* message) {
 ByteBuffer Serialize(const google::protobuf::Message& message) {
   grpc::Slice slice(message.SerializeAsString());
   return ByteBuffer(&slice, 1);
-}
-
-// The values of a tensor live in tensor_content or in one typed repeated field.
-const google::protobuf::FieldDescriptor* ValueField(const TensorProto& t, int* fields_used) {
-  const auto* descriptor = t.GetDescriptor();
-  const auto* reflection = t.GetReflection();
-  const google::protobuf::FieldDescriptor* found = nullptr;
-  *fields_used = t.tensor_content().empty() ? 0 : 1;
-  for (int i = 0; i < descriptor->field_count(); ++i) {
-    const auto* field = descriptor->field(i);
-    if (field->is_repeated() && reflection->FieldSize(t, field) > 0) {
-      found = field;
-      ++*fields_used;
-    }
-  }
-  return found;
-}
-
-int64_t Elements(const TensorProto& t, int from_dim) {
-  int64_t n = 1;
-  for (int i = from_dim; i < t.tensor_shape().dim_size(); ++i) n *= t.tensor_shape().dim(i).size();
-  return n;
-}
-
-// Rows (dimension 0) of a request whose inputs can be stacked with others';
-// `key` then names what must match for two requests to share a batch.
-// Returns 0 when the request is to be relayed as it is.
-int64_t BatchKey(const PredictRequest& request, std::string* key) {
-  const auto& spec = request.model_spec();
-  *key = spec.name() + '\n' + (spec.has_version() ? std::to_string(spec.version().value()) : "") + '\n' +
-         spec.version_label() + '\n' + spec.signature_name() + '\n';
-  std::vector<std::string> names;
-  for (const auto& input : request.inputs()) names.push_back(input.first);
-  std::sort(names.begin(), names.end());
-  int64_t rows = -1;
-  for (const std::string& name : names) {
-    const TensorProto& t = request.inputs().at(name);
-    const auto& shape = t.tensor_shape();
-    if (shape.unknown_rank() || shape.dim_size() == 0 || shape.dim(0).size() < 1) return 0;
-    if (rows != -1 && shape.dim(0).size() != rows) return 0;
-    rows = shape.dim(0).size();
-    for (const auto& dim : shape.dim()) {
-      if (dim.size() < 0) return 0;
-    }
-    int fields_used;
-    const auto* field = ValueField(t, &fields_used);
-    const int64_t per_row = Elements(t, 1);
-    std::string layout;
-    if (fields_used != 1) return 0;  // no values, or an ambiguous mix
-    if (field == nullptr) {           // tensor_content
-      if (t.tensor_content().size() % rows != 0) return 0;
-      layout = "content:" + std::to_string(t.tensor_content().size() / rows);
-    } else {                          // one value per element, no broadcasting
-      if (t.GetReflection()->FieldSize(t, field) != rows * per_row) return 0;
-      layout = field->name();
-    }
-    *key += name + ':' + std::to_string(t.dtype()) + ':' + layout;
-    for (int i = 1; i < shape.dim_size(); ++i) *key += ',' + std::to_string(shape.dim(i).size());
-    *key += '\n';
-  }
-  std::vector<std::string> filter(request.output_filter().begin(), request.output_filter().end());
-  std::sort(filter.begin(), filter.end());
-  for (const std::string& f : filter) *key += "out:" + f + '\n';
-  return rows;
-}
-
-// Stacks requests that share a BatchKey along dimension 0.
-PredictRequest Merge(const std::vector<const PredictRequest*>& parts, int64_t rows) {
-  PredictRequest merged;
-  *merged.mutable_model_spec() = parts[0]->model_spec();
-  *merged.mutable_output_filter() = parts[0]->output_filter();
-  for (const auto& input : parts[0]->inputs()) {
-    TensorProto& t = (*merged.mutable_inputs())[input.first];
-    t = input.second;
-    std::string content = t.tensor_content();
-    for (size_t i = 1; i < parts.size(); ++i) {
-      TensorProto values = parts[i]->inputs().at(input.first);
-      content += values.tensor_content();
-      values.clear_tensor_content();
-      values.clear_tensor_shape();
-      t.MergeFrom(values);  // appends the repeated value fields
-    }
-    t.set_tensor_content(content);
-    t.mutable_tensor_shape()->mutable_dim(0)->set_size(rows);
-  }
-  return merged;
-}
-
-// Rows [from, from + count) of a tensor whose dimension 0 is `total`.
-bool SliceRows(const TensorProto& t, int64_t total, int64_t from, int64_t count, TensorProto* out) {
-  const auto& shape = t.tensor_shape();
-  if (shape.unknown_rank() || shape.dim_size() == 0 || shape.dim(0).size() != total) return false;
-  out->set_dtype(t.dtype());
-  *out->mutable_tensor_shape() = shape;
-  out->mutable_tensor_shape()->mutable_dim(0)->set_size(count);
-  int fields_used;
-  const auto* field = ValueField(t, &fields_used);
-  if (fields_used == 0) return Elements(t, 0) == 0;
-  if (fields_used != 1) return false;
-  if (field == nullptr) {
-    const std::string& content = t.tensor_content();
-    if (content.size() % total != 0) return false;
-    const size_t row = content.size() / total;
-    out->set_tensor_content(content.substr(from * row, count * row));
-    return true;
-  }
-  const auto* reflection = t.GetReflection();
-  const int size = reflection->FieldSize(t, field);
-  if (size % total != 0) return false;
-  const int64_t per_row = size / total;
-  for (int64_t i = from * per_row; i < (from + count) * per_row; ++i) {
-    switch (field->cpp_type()) {
-      case google::protobuf::FieldDescriptor::CPPTYPE_FLOAT:
-        reflection->AddFloat(out, field, reflection->GetRepeatedFloat(t, field, i));
-        break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_DOUBLE:
-        reflection->AddDouble(out, field, reflection->GetRepeatedDouble(t, field, i));
-        break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_INT32:
-        reflection->AddInt32(out, field, reflection->GetRepeatedInt32(t, field, i));
-        break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_INT64:
-        reflection->AddInt64(out, field, reflection->GetRepeatedInt64(t, field, i));
-        break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_UINT32:
-        reflection->AddUInt32(out, field, reflection->GetRepeatedUInt32(t, field, i));
-        break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_UINT64:
-        reflection->AddUInt64(out, field, reflection->GetRepeatedUInt64(t, field, i));
-        break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_BOOL:
-        reflection->AddBool(out, field, reflection->GetRepeatedBool(t, field, i));
-        break;
-      case google::protobuf::FieldDescriptor::CPPTYPE_STRING:
-        reflection->AddString(out, field, reflection->GetRepeatedString(t, field, i));
-        break;
-      default:
-        return false;  // complex, resource and variant values are not split
-    }
-  }
-  return true;
 }
 
 class Front;
@@ -303,50 +161,6 @@ struct Queue {
   int expected = 0;           // callers answered and not yet heard from again
   bool timer_set = false;     // a wake-up for this key is in timers_
   bool unsplittable = false;  // its outputs do not split by row: relay alone
-};
-
-// The versions the Python server announced, and those loaded here.
-class Models {
- public:
-  // The loaded version a request names (or the latest, if it names none);
-  // null when the Python server is to answer it.
-  std::shared_ptr<const SavedModel> Find(const tensorflow::serving::ModelSpec& spec, int64_t* version) {
-    if (!spec.version_label().empty()) return nullptr;
-    std::lock_guard<std::mutex> lock(mu_);
-    const auto model = models_.find(spec.name());
-    if (model == models_.end()) return nullptr;
-    const std::set<int64_t>& announced = model->second.announced;
-    *version = spec.has_version() ? spec.version().value() : announced.empty() ? -1 : *announced.rbegin();
-    const auto loaded = model->second.loaded.find(*version);
-    return loaded == model->second.loaded.end() ? nullptr : loaded->second;
-  }
-
-  // Python serves `version` from now on (the latest is the highest); it runs here once loaded.
-  void Announce(const std::string& name, int64_t version) {
-    std::lock_guard<std::mutex> lock(mu_);
-    models_[name].announced.insert(version);
-  }
-
-  void Loaded(const std::string& name, int64_t version, std::shared_ptr<const SavedModel> model) {
-    std::lock_guard<std::mutex> lock(mu_);
-    models_[name].loaded[version] = std::move(model);
-  }
-
-  // Batches already running keep their version until they finish.
-  void Unload(const std::string& name, int64_t version) {
-    std::lock_guard<std::mutex> lock(mu_);
-    Model& model = models_[name];
-    model.loaded.erase(version);
-    model.announced.erase(version);
-  }
-
- private:
-  struct Model {
-    std::set<int64_t> announced;
-    std::map<int64_t, std::shared_ptr<const SavedModel>> loaded;
-  };
-  std::mutex mu_;
-  std::map<std::string, Model> models_;
 };
 
 // Threads that run batches, so that gRPC's own threads never wait on a model.
@@ -638,127 +452,10 @@ void Call::Read(bool ok) {
   front_->Handle(this);
 }
 
-std::mutex stdout_mu;
-
-// One line on stdout, for the Python server that reads them.
-void Say(const std::vector<std::string>& fields) {
-  std::string line;
-  for (const std::string& f : fields) {
-    std::string one = f;
-    std::replace_if(one.begin(), one.end(), [](char c) { return c == '\t' || c == '\n'; }, ' ');
-    line += (line.empty() ? "" : "\t") + one;
-  }
-  std::lock_guard<std::mutex> lock(stdout_mu);
-  printf("%s\n", line.c_str());
-  fflush(stdout);
-}
-
-// `line` cut at each `separator` (a control line's fields: tabs).
-std::vector<std::string> Fields(const std::string& line, char separator = '\t') {
-  std::vector<std::string> fields;
-  size_t from = 0;
-  for (size_t at; (at = line.find(separator, from)) != std::string::npos; from = at + 1) {
-    fields.push_back(line.substr(from, at - from));
-  }
-  fields.push_back(line.substr(from));
-  return fields;
-}
-
-// Reads the Python server's control lines (see the top of this file) until stdin closes.
-void Control(Models* models, const std::string& library) {
-  std::unique_ptr<serving_native::TensorFlow> tf;
-  std::string tf_error = "no --tensorflow_library given";
-  if (!library.empty()) tf_error.clear();
-  std::string line;
-  while (std::getline(std::cin, line)) {
-    const std::vector<std::string> f = Fields(line);
-    if (f[0] == "unload" && f.size() == 3) {
-      models->Unload(f[1], strtoll(f[2].c_str(), nullptr, 10));
-      continue;
-    }
-    if (f[0] != "load" || f.size() != 4) {
-      fprintf(stderr, "serving_front: ignoring control line '%s'\n", line.c_str());
-      continue;
-    }
-    const int64_t version = strtoll(f[2].c_str(), nullptr, 10);
-    std::map<std::string, serving_native::Signature> signatures;
-    while (std::getline(std::cin, line) && line != "end") {
-      const std::vector<std::string> t = Fields(line);
-      if (t.size() == 6 && (t[0] == "input" || t[0] == "output")) {
-        auto& into = t[0] == "input" ? signatures[t[1]].inputs : signatures[t[1]].outputs;
-        serving_native::TensorSpec spec{t[2], t[3], atoi(t[4].c_str()), t[5] != "?", {}};
-        if (spec.known_rank && !t[5].empty()) {
-          for (const std::string& dim : Fields(t[5], ',')) spec.shape.push_back(strtoll(dim.c_str(), nullptr, 10));
-        }
-        into.push_back(spec);
-      }
-    }
-    models->Announce(f[1], version);
-    if (!tf && tf_error.empty()) tf = serving_native::TensorFlow::Load(library, &tf_error);
-    std::string error = tf ? "" : "TensorFlow's C API is not available: " + tf_error;
-    std::shared_ptr<const SavedModel> model = tf ? SavedModel::Load(*tf, f[3], signatures, &error) : nullptr;
-    if (model) models->Loaded(f[1], version, model);
-    Say({model ? "loaded" : "failed", f[1], f[2], error});
-  }
-}
-
-Options ParseFlags(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    const size_t eq = arg.find('=');
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      fprintf(stderr, "serving_front: %s needs a value\n", arg.c_str());
-      exit(2);
-    }
-    char* end = nullptr;
-    const long number = strtol(value.c_str(), &end, 10);
-    const bool is_number = !value.empty() && *end == '\0';
-    auto need_number = [&](int* field, long low) {
-      if (!is_number || number < low) {
-        fprintf(stderr, "serving_front: %s must be an integer >= %ld, got '%s'\n", arg.c_str(), low, value.c_str());
-        exit(2);
-      }
-      *field = static_cast<int>(number);
-    };
-    if (arg == "--host") {
-      o.host = value;
-    } else if (arg == "--port") {
-      need_number(&o.port, 0);
-    } else if (arg == "--backend") {
-      o.backend = value;
-    } else if (arg == "--tensorflow_library") {
-      o.tensorflow_library = value;
-    } else if (arg == "--max_batch_size") {
-      need_number(&o.max_batch_size, 1);
-    } else if (arg == "--num_batch_threads") {
-      need_number(&o.num_batch_threads, 1);
-    } else if (arg == "--batch_timeout_micros") {
-      need_number(&o.batch_timeout_micros, 0);
-    } else if (arg == "--max_message_bytes") {
-      need_number(&o.max_message_bytes, 1);
-    } else {
-      fprintf(stderr, "serving_front: unknown flag %s\n", arg.c_str());
-      exit(2);
-    }
-  }
-  if (o.backend.empty()) {
-    fprintf(stderr, "serving_front: --backend (the Python server's gRPC address) is required\n");
-    exit(2);
-  }
-  return o;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options options = ParseFlags(argc, argv);
+  const Options options = serving_native::ParseFlags(argc, argv);
   prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive the Python server that started us
   sigset_t signals;
   sigemptyset(&signals);
@@ -800,7 +497,7 @@ int main(int argc, char** argv) {
     }).detach();
   }
   Say({"serving_front listening on port " + std::to_string(port)});
-  std::thread(Control, &models, options.tensorflow_library).detach();
+  std::thread(serving_native::Control, &models, options.tensorflow_library).detach();
   int received;
   sigwait(&signals, &received);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
