@@ -71,7 +71,7 @@ class ModelOutputs:
                     run_id=run.run_id,
                     created=datetime.datetime.fromtimestamp(run.created_ms / 1000),
                     uri=evaluation.uri,
-                    blessed=None if blessing is None else results.custom_int(blessing, "blessed") == 1,
+                    blessed=None if blessing is None else results.is_blessed(blessing),
                 )
             )
         return found

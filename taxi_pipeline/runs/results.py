@@ -12,6 +12,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tfx.components.util import model_utils
+from tfx.types import standard_artifacts
 
 
 @dataclasses.dataclass
@@ -59,11 +61,17 @@ def _store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def custom_int(artifact: metadata_store_pb2.Artifact, key: str) -> Optional[int]:
-    """An integer custom property TFX sets (`blessed`, `pushed`), or None."""
-    if key not in artifact.custom_properties:
-        return None
-    return artifact.custom_properties[key].int_value
+def is_blessed(blessing: metadata_store_pb2.Artifact) -> bool:
+    """TFX's own verdict (`model_utils.is_model_blessed`) on the ML Metadata
+    record of a ModelBlessing."""
+    wrapped = standard_artifacts.ModelBlessing()
+    wrapped.set_mlmd_artifact(blessing)
+    return model_utils.is_model_blessed(wrapped)
+
+
+def is_pushed(pushed: metadata_store_pb2.Artifact) -> bool:
+    """Whether a PushedModel record says the Pusher pushed (TFX's `pushed` property)."""
+    return "pushed" in pushed.custom_properties and pushed.custom_properties["pushed"].int_value == 1
 
 
 def pipeline_runs(metadata_path: str, pipeline_name: str) -> List[Run]:
@@ -168,8 +176,8 @@ def summarize(
     blessing = run.latest("ModelBlessing")
     pushed = run.latest("PushedModel")
     if blessing is not None:
-        summary.blessed = custom_int(blessing, "blessed") == 1
-    if pushed is not None and custom_int(pushed, "pushed") == 1:
+        summary.blessed = is_blessed(blessing)
+    if pushed is not None and is_pushed(pushed):
         summary.pushed_model = pushed.custom_properties["pushed_destination"].string_value
     if evaluation is not None:
         summary.evaluation_uri = evaluation.uri
