@@ -18,14 +18,9 @@ from typing import List, Optional, Sequence
 
 import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import yaml
-from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import (
-    KubeflowV2DagRunner,
-    KubeflowV2DagRunnerConfig,
-)
 
 from taxi_pipeline import settings
 from taxi_pipeline.pipeline.definition import ModelDefinition
-from taxi_pipeline.pipeline.factory import create_pipeline
 from taxi_pipeline.runs import layout, runner_flags
 
 _ROOT_SCHEMES = ("gs://", "s3://", "minio://", "hdfs://", "abfs://", "/")
@@ -84,6 +79,11 @@ def _cluster_data(model: ModelDefinition, data: Optional[str]) -> str:
 
 def compile_pipeline(model: ModelDefinition, args, beam_args: Sequence[str]) -> dict:
     """The KFP PipelineSpec (as a dict) of one model's pipeline."""
+    # TFX loads only here: --help and flag errors answer in a second.
+    from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import KubeflowV2DagRunner, KubeflowV2DagRunnerConfig
+
+    from taxi_pipeline.pipeline.factory import create_pipeline
+
     root = f"{args.pipeline_root.rstrip('/')}/{model.serving_name}"
     serving = args.serving_dir or f"{args.pipeline_root.rstrip('/')}/serving_model"
     pipeline = create_pipeline(

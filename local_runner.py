@@ -7,25 +7,32 @@
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from absl import logging
-from tfx.orchestration.local.local_dag_runner import LocalDagRunner
-from tfx.orchestration.metadata import sqlite_metadata_connection_config
-
-from taxi_pipeline.runs import results, runner_flags
-from taxi_pipeline.runs.layout import OutputLayout
-from taxi_pipeline.settings import DEFAULT_OUTPUT_DIR
-from taxi_pipeline.pipeline.factory import create_pipeline
-from taxi_pipeline.serving import config as serving_config
 from taxi_pipeline.pipeline.data_validation import InputDataError
+from taxi_pipeline.runs import runner_flags
+from taxi_pipeline.settings import DEFAULT_OUTPUT_DIR
+
+if TYPE_CHECKING:
+    from taxi_pipeline.runs import results
 
 
 def run(argv: Optional[Sequence[str]] = None) -> List[results.RunSummary]:
     """Runs the selected pipelines in turn and returns what each produced."""
     flags = runner_flags.parser(__doc__.splitlines()[0], DEFAULT_OUTPUT_DIR)
     args, beam_args = runner_flags.parse(flags, argv)
+    if args.data and "://" not in args.data and not os.path.exists(args.data):
+        flags.error(f"--data {args.data}: no such file or directory")
+    # TFX and TensorFlow load only now: --help and flag errors answer in a second.
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    from tfx.orchestration.metadata import sqlite_metadata_connection_config
+
+    from taxi_pipeline.pipeline.factory import create_pipeline
+    from taxi_pipeline.runs import results
+    from taxi_pipeline.runs.layout import OutputLayout
+    from taxi_pipeline.serving import config as serving_config
+
     layout = OutputLayout(os.path.abspath(args.output_dir))
     summaries = []
     for model in runner_flags.selected_models(args):
@@ -54,6 +61,8 @@ def run(argv: Optional[Sequence[str]] = None) -> List[results.RunSummary]:
 
 
 def main() -> None:
+    from absl import logging
+
     logging.set_verbosity(logging.INFO)
     runner_flags.exit_on((InputDataError,), run)
 

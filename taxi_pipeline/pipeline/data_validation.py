@@ -14,7 +14,6 @@ import io
 import os
 from typing import Dict, List, Mapping
 
-import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
 from taxi_pipeline.pipeline.definition import FLOAT, INT, STRING
@@ -36,6 +35,8 @@ def check_csv_dir(data_dir: str, columns: Mapping[str, str]) -> List[str]:
     missing or has no CSV file, or a file is empty, has no data row, or lacks
     one of `columns`.
     """
+    import tensorflow as tf  # gfile: also gs:// and other TensorFlow file systems
+
     if not tf.io.gfile.isdir(data_dir):
         raise InputDataError(f"data directory {data_dir!r} does not exist")
     files = sorted(
@@ -62,6 +63,8 @@ def check_csv_dir(data_dir: str, columns: Mapping[str, str]) -> List[str]:
 
 def _utf8_head(path: str, size: int = 1 << 16) -> str:
     """The first `size` bytes of a file as text; CsvExampleGen reads UTF-8 only."""
+    import tensorflow as tf  # gfile: also gs:// and other TensorFlow file systems
+
     with tf.io.gfile.GFile(path, "rb") as f:
         head = f.read(size)
     try:

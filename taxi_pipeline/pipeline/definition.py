@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-import tensorflow_model_analysis as tfma
-from tfx.dsl.components.base import base_node
+if TYPE_CHECKING:  # hints only: the runners parse their flags before TFX and TFMA load
+    import tensorflow_model_analysis as tfma
+    from tfx.dsl.components.base import base_node
 
 # Raw column types as TFDV reports them in statistics.
 INT = "INT"

@@ -82,7 +82,7 @@ def parse(
 
 
 def selected_models(args: argparse.Namespace) -> List[ModelDefinition]:
-    """The ModelSpecs named by --pipeline."""
+    """The ModelDefinitions named by --pipeline."""
     names = models.available() if args.pipeline == ALL else [args.pipeline]
     return [models.get(name) for name in names]
 
