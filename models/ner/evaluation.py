@@ -4,7 +4,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants as tfma_constants
 
 from models.ner import features, metrics
-from taxi_pipeline.modeling.evaluation import blessing_thresholds
+from taxi_pipeline.modeling.blessing import blessing_thresholds
 
 # The candidate is blessed only above this entity F1 ...
 ENTITY_F1_LOWER_BOUND = 0.6

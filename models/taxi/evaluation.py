@@ -3,7 +3,7 @@
 import tensorflow_model_analysis as tfma
 
 from models.taxi import features
-from taxi_pipeline.modeling.evaluation import blessing_thresholds
+from taxi_pipeline.modeling.blessing import blessing_thresholds
 
 # The candidate is blessed only above this AUC ...
 AUC_LOWER_BOUND = 0.75
