@@ -20,7 +20,7 @@ from taxi_pipeline.serving.versions import ModelManager, ServingError, Wanted, c
 
 
 def _version(model_spec) -> Wanted:
-    """The version a ModelDefinition asks for: a number, a label, or the latest (None)."""
+    """The version a request's ModelSpec asks for: a number, a label, or the latest (None)."""
     choice = model_spec.WhichOneof("version_choice")
     return model_spec.version.value if choice == "version" else model_spec.version_label if choice else None
 

@@ -128,21 +128,21 @@ class ServedModel:
         with self._lock:
             if wanted and not any(self._versions[n].state == AVAILABLE for n in wanted if n in self._versions):
                 return
-            ended = [n for n, v in self._versions.items() if v.state == AVAILABLE and n not in wanted]
+        self._end(keep=wanted)
+
+    def unload(self) -> None:
+        """Ends every version (the model left the config)."""
+        self._end(keep=[])
+
+    def _end(self, keep) -> None:
+        """Ends the available versions not in `keep`. Each gets a fresh END
+        record: requests in flight hold the old object and finish with it."""
+        with self._lock:
+            ended = [n for n, v in self._versions.items() if v.state == AVAILABLE and n not in keep]
             for number in ended:
                 self._versions[number] = Version(number, END)
         for number in ended:
             logging.info("model %s: version %d unloaded", self.name, number)
-            if self._listener:
-                self._listener.ended(self.name, number)
-
-    def unload(self) -> None:
-        """Ends every version (the model left the config); requests in flight finish."""
-        with self._lock:
-            ended = [n for n, v in self._versions.items() if v.state == AVAILABLE]
-            for number in ended:
-                self._versions[number] = Version(number, END)
-        for number in ended:
             if self._listener:
                 self._listener.ended(self.name, number)
 
@@ -214,7 +214,6 @@ class ModelManager:
         batcher: Optional[Batcher] = None, listener: Optional[VersionListener] = None,
         allow_labels_for_unavailable: bool = False,
     ):
-        config.check(models)
         self._initial = models
         self.models: Dict[str, ServedModel] = {}
         self._batcher = batcher
@@ -242,31 +241,33 @@ class ModelManager:
         config.check(models)
         with self._apply_lock:
             specs = {spec.name: spec for spec in models.model_config_list.config}
-            if not starting:
-                self._check_labels(specs)
             current = dict(self.models)
+            if not starting:
+                self._check_labels(specs, current)
             kept = {name: m for name, m in current.items() if name in specs and m.base_path == specs[name].base_path}
             fresh = {name: ServedModel(spec, self._listener) for name, spec in specs.items() if name not in kept}
             for name, model in kept.items():
                 model.policy = specs[name].model_version_policy
             for model in [*kept.values(), *fresh.values()]:
                 model.poll()
+            serving = {name: kept.get(name) or fresh[name] for name in specs}
             if starting:
-                self.models = {**kept, **fresh}
-                self._check_labels(specs)
+                self._check_labels(specs, serving)
             for name, model in kept.items():
                 model.labels = dict(specs[name].version_labels)
-            self.models = {name: kept.get(name) or fresh[name] for name in specs}
+            self.models = serving
             for name, model in current.items():
                 if self.models.get(name) is not model:
                     model.unload()
                     logging.info("model %s: no longer in the config, unloaded", name)
 
-    def _check_labels(self, specs: Mapping[str, model_server_config_pb2.ModelConfig]) -> None:
+    def _check_labels(self, specs: Mapping[str, model_server_config_pb2.ModelConfig],
+                      models: Mapping[str, ServedModel]) -> None:
+        """ConfigError unless each label points at a version available in `models`."""
         if self._allow_unavailable_labels:
             return
         for name, spec in specs.items():
-            model = self.models.get(name)
+            model = models.get(name)
             available = model.available() if model is not None and model.base_path == spec.base_path else []
             for label, number in sorted(spec.version_labels.items()):
                 if number not in available:
@@ -287,7 +288,7 @@ class ModelManager:
 
     def model(self, name: str) -> ServedModel:
         if not name:
-            raise ServingError("INVALID_ARGUMENT", "ModelDefinition has no name specified.")
+            raise ServingError("INVALID_ARGUMENT", "ModelSpec has no name specified.")
         model = self.models.get(name)
         if model is None:
             raise ServingError("NOT_FOUND", f"Servable not found for request: Latest({name})")
