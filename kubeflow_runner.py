@@ -14,14 +14,17 @@ at all. Nothing touches the network unless `--upload` is given.
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, TextIO
 
 import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import yaml
+from absl import logging as absl_logging
 
 from taxi_pipeline import settings
 from taxi_pipeline.pipeline.definition import ModelDefinition
 from taxi_pipeline.runs import layout, runner_flags
+from taxi_pipeline.runs.layout import new_run_id
+from taxi_pipeline.runs.run_log import RunLog
 
 _ROOT_SCHEMES = ("gs://", "s3://", "minio://", "hdfs://", "abfs://", "/")
 
@@ -104,7 +107,7 @@ def compile_pipeline(model: ModelDefinition, args, beam_args: Sequence[str]) -> 
     return spec
 
 
-def _upload(packages: List[str], args) -> None:
+def _upload(packages: List[str], args, out: TextIO) -> None:
     import kfp
 
     try:
@@ -119,7 +122,7 @@ def _upload(packages: List[str], args) -> None:
                 created = client.upload_pipeline(path, pipeline_name=name)
                 pipeline_id = created.pipeline_id
                 version_id = None
-            print(f"uploaded {name} to {args.endpoint}")
+            print(f"uploaded {name} to {args.endpoint}", file=out)
             if args.run:
                 experiment = client.create_experiment(args.experiment)
                 run = client.run_pipeline(
@@ -128,12 +131,12 @@ def _upload(packages: List[str], args) -> None:
                     pipeline_id=pipeline_id,
                     version_id=version_id,
                 )
-                print(f"started run {run.run_id} of {name}")
+                print(f"started run {run.run_id} of {name}", file=out)
     except Exception as e:  # the kfp client raises many types for a bad endpoint
         raise CompileError(f"upload to {args.endpoint!r} failed: {type(e).__name__}: {e}") from e
 
 
-def run(argv: Optional[Sequence[str]] = None) -> List[str]:
+def run(argv: Optional[Sequence[str]] = None, quiet_exit: bool = False) -> List[str]:
     """Compiles the selected pipelines; returns the package paths."""
     flags = _parser()
     args, beam_args = runner_flags.parse(flags, argv)
@@ -144,27 +147,37 @@ def run(argv: Optional[Sequence[str]] = None) -> List[str]:
     _check_uri("--pipeline_root", args.pipeline_root)
     if args.serving_dir:
         _check_uri("--serving_dir", args.serving_dir)
-    specs = {m.pipeline_name: compile_pipeline(m, args, beam_args) for m in runner_flags.selected_models(args)}
     output_dir = os.path.abspath(args.output_dir)
-    packages = []
-    for name, spec in specs.items():
-        path = os.path.join(output_dir, f"{name}.yaml")
-        layout.write_atomically(path, yaml.safe_dump(spec, sort_keys=False))
-        packages.append(path)
-        print(f"wrote {path}")
-    if args.upload:
-        _upload(packages, args)
-    else:
-        print(
-            "upload with the KFP UI (Pipelines > Upload pipeline), with\n"
-            + "\n".join(f"  kfp pipeline create -p {os.path.splitext(os.path.basename(p))[0]} {p}" for p in packages)
-            + "\nor with: python kubeflow_runner.py --upload --endpoint URL [--run]"
-        )
+    with RunLog(verbose=args.verbose, quiet_exit=quiet_exit) as log:
+        # TFX's and TensorFlow's start-up noise goes to the log from here on.
+        log.write_to(os.path.join(output_dir, "logs", f"compile-{new_run_id()}.log"))
+        absl_logging.set_verbosity(absl_logging.INFO)  # the log holds what the compiler says
+        out = log.terminal
+        specs = {}
+        for model in runner_flags.selected_models(args):
+            print(f"  compiling {model.name} ...", file=out)
+            specs[model.pipeline_name] = compile_pipeline(model, args, beam_args)
+        packages = []
+        for name, spec in specs.items():
+            path = os.path.join(output_dir, f"{name}.yaml")
+            layout.write_atomically(path, yaml.safe_dump(spec, sort_keys=False))
+            packages.append(path)
+            print(f"✓ wrote {path} ({len(spec['root']['dag']['tasks'])} tasks)", file=out)
+        if args.upload:
+            _upload(packages, args, out)
+        else:
+            print(
+                "upload with the KFP UI (Pipelines > Upload pipeline), with\n"
+                + "\n".join(f"  kfp pipeline create -p {os.path.splitext(os.path.basename(p))[0]} {p}" for p in packages)
+                + "\nor with: python kubeflow_runner.py --upload --endpoint URL [--run]",
+                file=out,
+            )
+        print(f"  full log: {log.path}", file=out)
     return packages
 
 
 def main() -> None:
-    runner_flags.exit_on((CompileError,), run)
+    runner_flags.exit_on((CompileError,), lambda: run(quiet_exit=True))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Shared fixtures: small slices of the embedded data, and one small pipeline run."""
 
+import dataclasses
 import os
 import shutil
+import subprocess
+import sys
 
 import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import pandas as pd
@@ -10,11 +13,12 @@ import pytest
 import models
 
 TAXI_SLICE_ROWS = 2000
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # Fixtures that run whole pipelines (minutes): tests using them are marked e2e,
 # so `pytest -m "not e2e"` (`make test-fast`) runs the rest in a few minutes.
-_PIPELINE_FIXTURES = {"taxi_run", "taxi_rerun", "ner_run", "served"}
+_PIPELINE_FIXTURES = {"taxi_cli_run", "taxi_cli_rerun", "taxi_run", "taxi_rerun", "ner_run", "served"}
 
 
 def pytest_collection_modifyitems(items):
@@ -50,25 +54,63 @@ def _run_pipeline(tmp_path_factory, name: str, data: str, train_steps: int):
     return output_dir, summary
 
 
-@pytest.fixture(scope="session")
-def taxi_run(tmp_path_factory, taxi_slice_dir):
-    """One local taxi pipeline run on the slice: (output dir, RunSummary)."""
-    return _run_pipeline(tmp_path_factory, "taxi", taxi_slice_dir, 150)
+@dataclasses.dataclass(frozen=True)
+class CliRun:
+    """What `python local_runner.py ...` printed, as a person running it sees it."""
+
+    output_dir: str
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-@pytest.fixture(scope="session")
-def taxi_rerun(taxi_run, taxi_slice_dir):
-    """A second taxi run with unchanged inputs into the same output folder: it
-    reuses the cache and evaluates against the first run's blessed model.
-    Returns (output dir, first RunSummary, second RunSummary)."""
-    import local_runner
-
-    output_dir, first = taxi_run
-    (second,) = local_runner.run(
-        ["--data", taxi_slice_dir, "--output_dir", output_dir,
-         "--train_steps", "150", "--eval_steps", "5"]
+def run_local_runner(output_dir: str, *args: str, check: bool = True) -> CliRun:
+    """Runs local_runner.py in a process of its own, output piped (no terminal)."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "local_runner.py"), "--output_dir", output_dir, *args],
+        cwd=REPO, capture_output=True, text=True, timeout=1200,
     )
-    return output_dir, first, second
+    if check and result.returncode:
+        pytest.fail(f"local_runner.py {' '.join(args)} exited {result.returncode}:\n{result.stderr[-4000:]}")
+    return CliRun(output_dir, result.returncode, result.stdout, result.stderr)
+
+
+def _summary(output_dir: str, name: str):
+    from taxi_pipeline.runs import results
+    from taxi_pipeline.runs.layout import OutputLayout
+
+    model = models.get(name)
+    return results.summarize(OutputLayout(output_dir).metadata_path, model.pipeline_name, model.headline_metrics)
+
+
+_TAXI_ARGS = ("--train_steps", "150", "--eval_steps", "5")
+
+
+@pytest.fixture(scope="session")
+def taxi_cli_run(tmp_path_factory, taxi_slice_dir) -> CliRun:
+    """One taxi pipeline run on the slice through the command line, as a user starts it."""
+    return run_local_runner(str(tmp_path_factory.mktemp("taxi_run")), "--data", taxi_slice_dir, *_TAXI_ARGS)
+
+
+@pytest.fixture(scope="session")
+def taxi_cli_rerun(taxi_run, taxi_slice_dir) -> CliRun:
+    """A second run with unchanged inputs into the same output folder: it
+    reuses the cache and evaluates against the first run's blessed model.
+    (After `taxi_run`, which reads the first run's summary.)"""
+    return run_local_runner(taxi_run[0], "--data", taxi_slice_dir, *_TAXI_ARGS)
+
+
+@pytest.fixture(scope="session")
+def taxi_run(taxi_cli_run):
+    """The first taxi run: (output dir, RunSummary)."""
+    return taxi_cli_run.output_dir, _summary(taxi_cli_run.output_dir, "taxi")
+
+
+@pytest.fixture(scope="session")
+def taxi_rerun(taxi_run, taxi_cli_rerun):
+    """(output dir, first RunSummary, second RunSummary)."""
+    output_dir, first = taxi_run
+    return output_dir, first, _summary(output_dir, "taxi")
 
 
 def raw_instances(frame: pd.DataFrame, columns) -> list:
@@ -149,7 +191,7 @@ RTOL = 1e-5
 
 def native_front() -> str:
     """The built C++ front; `make test` builds it first."""
-    from taxi_pipeline.serving.__main__ import NATIVE_FRONT
+    from taxi_pipeline.serving.front import NATIVE_FRONT
 
     if not os.access(NATIVE_FRONT, os.X_OK):
         pytest.fail(f"{NATIVE_FRONT} is not built: run `make native` (or `make test`)")
@@ -162,7 +204,7 @@ def served(request, tmp_path_factory, taxi_run, ner_run):
     gRPC answered by Python itself or by the C++ front before it, which runs
     the models in TensorFlow's C API: every gRPC test runs against both."""
     from taxi_pipeline.serving import config
-    from taxi_pipeline.serving.__main__ import Server
+    from taxi_pipeline.serving.server import Server
     from taxi_pipeline.serving.batching import Batcher
     from taxi_pipeline.serving.client import ServingClient
 

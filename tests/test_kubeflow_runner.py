@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import kfp
 import pytest
@@ -108,6 +109,19 @@ def test_infra_validation_can_be_left_out(tmp_path):
     )
     serving = _parameters(_spec(path).root.dag.tasks["InfraValidator"])["serving_spec"]
     assert serving["tensorflow_serving"]["tags"] == ["2.17.0"]
+
+
+def test_one_line_per_package_written_and_the_logs_in_a_file(tmp_path, capfd):
+    capfd.readouterr()
+    paths = kubeflow_runner.run(["--pipeline", "all", "--output_dir", str(tmp_path), "--no_infra_validation"])
+    out, err = capfd.readouterr()
+    wrote = [line for line in out.splitlines() if line.startswith("✓ wrote ")]
+    assert [line.split()[2] for line in wrote] == paths
+    assert all(line.endswith(f"({len(_spec(p).root.dag.tasks)} tasks)") for line, p in zip(wrote, paths))
+    assert "INFO" not in out + err and "absl" not in out + err
+    (log,) = re.findall(r"full log: (\S+)", out)
+    with open(log) as f:
+        assert "INFO:absl" in f.read()
 
 
 @pytest.mark.parametrize(

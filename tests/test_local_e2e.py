@@ -17,6 +17,7 @@ from taxi_pipeline.explore import data, outputs
 from taxi_pipeline.modeling.examples import to_tf_example
 from taxi_pipeline.runs.layout import OutputLayout
 from taxi_pipeline.pipeline.data_validation import InputDataError
+from taxi_pipeline.runs.progress import PipelineFailed
 
 
 def test_run_blesses_and_pushes_a_model_that_scores_raw_examples(taxi_run, taxi_frame):
@@ -85,7 +86,7 @@ def _bad_run(tmp_path, csv_text):
     data.mkdir()
     (data / "data.csv").write_text(csv_text)
     output = tmp_path / "out"
-    with pytest.raises(InputDataError) as error:
+    with pytest.raises((InputDataError, PipelineFailed)) as error:
         local_runner.run(["--data", str(data), "--output_dir", str(output), "--train_steps", "2"])
     assert not (output / "serving_model").exists(), "nothing may be pushed"
     return str(error.value)
@@ -104,6 +105,7 @@ def test_wrong_column_type_stops_before_training(tmp_path, taxi_frame):
     frame = taxi_frame.head(300).copy()
     frame["trip_miles"] = frame["trip_miles"] + " miles"
     message = _bad_run(tmp_path, frame.to_csv(index=False))
+    assert "DataGate failed" in message
     assert "column 'trip_miles' holds STRING values, the model expects FLOAT" in message
     assert "Transform" not in os.listdir(tmp_path / "out" / "pipelines" / "chicago-taxi")
     # The notebooks still find the statistics that explain the stop, and say there is no evaluation.

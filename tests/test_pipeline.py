@@ -97,6 +97,20 @@ def test_code_version_follows_the_model_sources(tmp_path):
     assert clone.code_version() != model.code_version()
 
 
+def test_code_version_follows_the_shared_modeling_code(tmp_path, monkeypatch):
+    import shutil
+
+    from taxi_pipeline.pipeline import definition
+
+    model = models.get("taxi")
+    shared = tmp_path / "modeling"
+    shutil.copytree(definition.SHARED_CODE_DIR, shared, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(definition, "SHARED_CODE_DIR", str(shared))
+    before = model.code_version()
+    (shared / "training.py").write_text((shared / "training.py").read_text() + "\n# an edit\n")
+    assert model.code_version() != before, "an edit to the run_fn's shared helpers invalidates the cache"
+
+
 def test_flags_split_beam_args_and_reject_bad_input(capsys):
     flags = runner_flags.parser("test", "/tmp/out")
     args, beam = runner_flags.parse(

@@ -222,7 +222,7 @@ def test_kubernetes_manifests_serve_the_pushed_layout():
 
 
 def test_two_pushed_versions_served_by_policy_and_labels_through_a_reload(ner_run, tmp_path):
-    from taxi_pipeline.serving.__main__ import ConfigWatcher, Server
+    from taxi_pipeline.serving.server import ConfigWatcher, Server
 
     base = tmp_path / "ner"
     for number in (1, 2):

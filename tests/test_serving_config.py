@@ -25,7 +25,8 @@ from tensorflow_serving.apis import (
 )
 
 from taxi_pipeline.serving import config
-from taxi_pipeline.serving.__main__ import ConfigWatcher, Server, main
+from taxi_pipeline.serving.__main__ import main
+from taxi_pipeline.serving.server import ConfigWatcher, Server
 from tests.conftest import native_front
 
 

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from taxi_pipeline.serving.__main__ import Server
+from taxi_pipeline.serving.server import Server
 from taxi_pipeline.serving.batching import Batcher
 from tests.conftest import native_front
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2
 
-from taxi_pipeline.serving.__main__ import Server
+from taxi_pipeline.serving.server import Server
 from taxi_pipeline.settings import MAX_MESSAGE_BYTES
 from taxi_pipeline.serving.batching import Batcher
 from tests.conftest import native_front

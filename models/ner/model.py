@@ -10,7 +10,7 @@ from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
 from models.ner import crf, decoding, features, preprocessing, tokenizer
 from models.ner.metrics import PAD
-from taxi_pipeline.modeling.training import save_signatures, without_autograph
+from taxi_pipeline.modeling.training import fit, save_signatures, without_autograph
 
 MODEL_INPUTS = (features.TOKEN_IDS, features.SUFFIX_IDS, features.SHAPE_IDS, features.CHAR_IDS)
 
@@ -234,12 +234,5 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.train_steps,
         output_tags(tf_transform_output),
     )
-    model.fit(
-        train,
-        steps_per_epoch=fn_args.train_steps,
-        validation_data=evaluation,
-        validation_steps=fn_args.eval_steps,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
-        verbose=2,
-    )
+    fit(model, train, evaluation, fn_args)
     export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)

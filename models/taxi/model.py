@@ -10,7 +10,7 @@ from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
 from models.taxi import features
 from taxi_pipeline.modeling import examples
-from taxi_pipeline.modeling.training import without_autograph
+from taxi_pipeline.modeling.training import fit, without_autograph
 
 LABEL = features.transformed_name(features.LABEL_KEY)
 
@@ -181,14 +181,5 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.eval_files, fn_args.data_accessor, tf_transform_output, hparams.batch_size
     )
     model = build_keras_model(category_sizes(tf_transform_output), hparams)
-    model.fit(
-        train,
-        steps_per_epoch=fn_args.train_steps,
-        validation_data=evaluation,
-        validation_steps=fn_args.eval_steps,
-        callbacks=[
-            tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
-        ],
-        verbose=2,
-    )
+    fit(model, train, evaluation, fn_args)
     export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)

@@ -1,8 +1,14 @@
-"""Helpers for models' run_fns."""
+"""Helpers for models' run_fns: fitting with progress a runner can show, and
+saving serving signatures."""
 
-from typing import Mapping
+import json
+import logging
+import os
+import time
+from typing import Dict, Mapping, Optional
 
 import tensorflow as tf
+from tfx.components.trainer.fn_args_utils import FnArgs
 from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
 
 
@@ -28,3 +34,62 @@ def save_signatures(module: tf.Module, path: str, signatures: Mapping[str, tf.ty
     """
     with keras_option_scope(save_traces=False):
         tf.saved_model.save(module, path, signatures=dict(signatures))
+
+
+# The runners' progress display reads records of this logger that carry a
+# `progress` attribute (steps done, steps in all); elsewhere (Kubeflow, tests)
+# they are ordinary INFO log lines.
+PROGRESS_LOGGER = logging.getLogger("taxi_pipeline.progress")
+PROGRESS_LOGGER.setLevel(logging.INFO)
+
+# Written into the Trainer's ModelRun folder, next to the TensorBoard logs: the
+# runners read the figures of a run, or of the cached run it reused, from here.
+SUMMARY_FILE = "training_summary.json"
+
+
+class TrainingProgress(tf.keras.callbacks.Callback):
+    """Reports steps and loss at most every `every_s` seconds (and the last
+    step), and keeps the final epoch's figures."""
+
+    def __init__(self, total_steps: int, every_s: float = 0.5):
+        super().__init__()
+        # Tensors, not numpy, in `logs`: Keras then needs no device sync each step.
+        self._supports_tf_logs = True
+        self.total_steps = total_steps
+        self.every_s = every_s
+        self.final: Dict[str, float] = {}
+        self._last = 0.0
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        done, now = batch + 1, time.monotonic()
+        if done < self.total_steps and now - self._last < self.every_s:
+            return
+        self._last = now
+        loss = float((logs or {}).get("loss", float("nan")))
+        PROGRESS_LOGGER.info(
+            "Trainer: step %d of %d, loss %.4f", done, self.total_steps, loss,
+            extra={"progress": (done, self.total_steps)},
+        )
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        self.final = {name: float(value) for name, value in (logs or {}).items()}
+
+
+def fit(model: tf.keras.Model, train: tf.data.Dataset, evaluation: tf.data.Dataset, fn_args: FnArgs) -> Dict[str, float]:
+    """One epoch of `fn_args.train_steps` steps, validated on `fn_args.eval_steps`
+    batches, logged for TensorBoard and summarised in `SUMMARY_FILE`; returns
+    the final loss and metrics."""
+    progress = TrainingProgress(fn_args.train_steps)
+    model.fit(
+        train,
+        steps_per_epoch=fn_args.train_steps,
+        validation_data=evaluation,
+        validation_steps=fn_args.eval_steps,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"), progress],
+        verbose=2,
+    )
+    summary = {"steps": fn_args.train_steps, **progress.final}
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, SUMMARY_FILE), "w") as f:
+        f.write(json.dumps(summary, indent=1))
+    return progress.final

@@ -1,7 +1,7 @@
 """What the shared pipeline factory needs to know about a model.
 
 A model is a folder under `models/` whose `__init__.py` exposes `SPEC`, an
-instance of `ModelSpec`. The factory never branches on a model's name: every
+instance of `ModelDefinition`. The factory never branches on a model's name: every
 difference between models is a field here.
 """
 
@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 if TYPE_CHECKING:  # hints only: the runners parse their flags before TFX and TFMA load
     import tensorflow_model_analysis as tfma
     from tfx.dsl.components.base import base_node
+
+# What every model's preprocessing_fn and run_fn build on (taxi_pipeline/modeling).
+SHARED_CODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "modeling")
 
 # Raw column types as TFDV reports them in statistics.
 INT = "INT"
@@ -67,21 +70,23 @@ class ModelDefinition:
         return self.serving_name.replace("_", "-")
 
     def code_version(self) -> str:
-        """Hash of the model's Python sources.
+        """Hash of the Python sources of the model and of `SHARED_CODE_DIR`.
 
         The Transform and Trainer reference code by dotted path, which TFX's
         cache cannot see into; this hash in their `custom_config` makes an edit
-        to the model's code invalidate their cached outputs.
+        to the model's code, or to the shared code its run_fn calls (parsing
+        in serving graphs, fitting, saving), invalidate their cached outputs.
         """
         digest = hashlib.sha256()
-        for root, dirs, files in os.walk(self.package_dir):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for file_name in sorted(files):
-                if file_name.endswith(".py"):
-                    path = os.path.join(root, file_name)
-                    digest.update(os.path.relpath(path, self.package_dir).encode())
-                    with open(path, "rb") as f:
-                        digest.update(f.read())
+        for label, top in (("model", self.package_dir), ("shared", SHARED_CODE_DIR)):
+            for root, dirs, files in os.walk(top):
+                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+                for file_name in sorted(files):
+                    if file_name.endswith(".py"):
+                        path = os.path.join(root, file_name)
+                        digest.update(f"{label}/{os.path.relpath(path, top)}".encode())
+                        with open(path, "rb") as f:
+                            digest.update(f.read())
         return digest.hexdigest()[:16]
 
     def custom_config(self) -> dict:

@@ -1,3 +1,5 @@
 """A pipeline run from the outside: the flags both runners share
-(`runner_flags`), where a local run writes (`layout`), and what a run produced,
-read back from ML Metadata (`results`)."""
+(`runner_flags`), where a local run writes (`layout`), a local run a person
+can watch (`watched_run`: its run id, `progress` lines per component, what
+each produced in `component_results`, the logs in a file by `run_log`), and
+what a run produced, read back from ML Metadata (`results`)."""

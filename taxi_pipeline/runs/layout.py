@@ -3,11 +3,13 @@
     <output_dir>/pipelines/<pipeline>/   pipeline root (artifacts)
     <output_dir>/metadata.db             ML Metadata (SQLite), all pipelines
     <output_dir>/serving_model/<name>/   TF Serving model base paths
+    <output_dir>/logs/<--pipeline>-<run id>.log   full logs of each run
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import tempfile
 from typing import TYPE_CHECKING
@@ -34,6 +36,9 @@ class OutputLayout:
     def serving_model_dir(self, model: ModelDefinition) -> str:
         return os.path.join(self.serving_model_root, model.serving_name)
 
+    def log_path(self, name: str, run_id: str) -> str:
+        return os.path.join(self.output_dir, "logs", f"{name}-{run_id}.log")
+
 
 def write_atomically(path: str, text: str) -> None:
     """Writes `path` whole or not at all (a temporary file renamed over it), so
@@ -49,3 +54,9 @@ def write_atomically(path: str, text: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def new_run_id() -> str:
+    """A run id as LocalDagRunner makes them (the start time, ISO 8601), chosen
+    before the run so its log file can be named after it."""
+    return datetime.datetime.now().isoformat()

@@ -16,6 +16,11 @@ from tfx.components.util import model_utils
 from tfx.types import standard_artifacts
 
 
+def figure(value: float) -> str:
+    """A metric as the runners print it: counts whole, rates to four places."""
+    return f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"
+
+
 @dataclasses.dataclass
 class RunSummary:
     """The latest run of one pipeline."""
@@ -31,7 +36,7 @@ class RunSummary:
         """A few human-readable lines for the end of a run."""
         blessing = {True: "BLESSED", False: "NOT blessed", None: "no evaluation"}
         lines = [f"{self.pipeline_name} (run {self.run_id}): model {blessing[self.blessed]}"]
-        lines += [f"  {name:>16}: {value:.4f}" for name, value in self.metrics.items()]
+        lines += [f"  {name:>16}: {figure(value)}" for name, value in self.metrics.items()]
         lines.append(
             f"  pushed model: {self.pushed_model}"
             if self.pushed_model
@@ -54,7 +59,8 @@ class Run:
         return found[-1] if found else None
 
 
-def _store(metadata_path: str) -> metadata_store.MetadataStore:
+def read_only_store(metadata_path: str) -> metadata_store.MetadataStore:
+    """The SQLite ML Metadata store of a local run, opened for reading only."""
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
@@ -80,7 +86,7 @@ def pipeline_runs(metadata_path: str, pipeline_name: str) -> List[Run]:
     TFX records each run as a `pipeline_run` child context of the pipeline;
     outputs of failed executions are not LIVE and are left out.
     """
-    store = _store(metadata_path)
+    store = read_only_store(metadata_path)
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline is None:
         return []

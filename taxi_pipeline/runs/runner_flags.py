@@ -53,6 +53,12 @@ def parser(description: str, default_output_dir: str) -> argparse.ArgumentParser
         type=_positive_int,
         help="evaluation steps during training (default: the model's own setting)",
     )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show the full absl/Beam/TensorFlow logs on the terminal (they "
+        "always go to <output_dir>/logs/)",
+    )
     return p
 
 
@@ -81,16 +87,21 @@ def parse(
     return args, beam_args
 
 
+def selected_names(args: argparse.Namespace) -> List[str]:
+    """The model names --pipeline selects (no model is imported yet)."""
+    return models.available() if args.pipeline == ALL else [args.pipeline]
+
+
 def selected_models(args: argparse.Namespace) -> List[ModelDefinition]:
-    """The ModelDefinitions named by --pipeline."""
-    names = models.available() if args.pipeline == ALL else [args.pipeline]
-    return [models.get(name) for name in names]
+    """The ModelDefinitions named by --pipeline (this imports TFX)."""
+    return [models.get(name) for name in selected_names(args)]
 
 
 def exit_on(errors: Tuple[Type[Exception], ...], run: Callable[[], object]) -> None:
-    """Runs `run`; an expected error becomes one line on stderr and exit code 2."""
+    """Runs `run`; an expected error becomes its message on stderr and exit
+    code 1 (argparse's usage errors exit 2)."""
     try:
         run()
     except errors as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(1)

@@ -3,6 +3,10 @@
     python -m taxi_pipeline.serving --model_name chicago_taxi \\
         --model_base_path outputs/serving_model/chicago_taxi
     python -m taxi_pipeline.serving --model_config_file outputs/serving_model/models.config
+
+The terminal shows the server's own lines (each model version loaded, config
+changes, the ports); the full logs, TensorFlow's included, go to
+<log_dir>/serving-<start time>.log (to the terminal too with --verbose).
 """
 
 from __future__ import annotations
@@ -12,19 +16,15 @@ import logging
 import os
 import signal
 import threading
-from concurrent import futures
-from typing import Mapping, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence
 
 import taxi_pipeline  # noqa: F401  (Keras 2 before TensorFlow loads)
-import grpc
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
-
 from taxi_pipeline import settings
-from taxi_pipeline.serving import config, grpc_api, rest_api
-from taxi_pipeline.serving.batching import Batcher
-from taxi_pipeline.serving.front import NATIVE_FRONT, TENSORFLOW_LIBRARY, NativeFront
-from taxi_pipeline.serving.versions import ModelManager
+from taxi_pipeline.runs.layout import new_run_id
+from taxi_pipeline.runs.run_log import RunLog
+from taxi_pipeline.serving import config
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _flag_bool(text: str) -> bool:
@@ -61,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
                         "itself; auto uses it when built (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--grpc_workers", type=int, default=16, help="threads answering gRPC calls")
+    p.add_argument("--log_dir", default=os.path.join(settings.DEFAULT_OUTPUT_DIR, "logs"),
+                   help="where the full log of each start goes (default: %(default)s)")
+    p.add_argument("--verbose", action="store_true", help="also show the full logs on the terminal")
     return p
 
 
@@ -77,146 +80,35 @@ def models_from_flags(args: argparse.Namespace, p: argparse.ArgumentParser) -> c
     return config.build({args.model_name or "default": os.path.abspath(args.model_base_path)})
 
 
-class ConfigWatcher:
-    """Re-reads a model config file every few seconds and applies what changed;
-    a file that does not parse or check is logged and the previous config
-    keeps serving."""
-
-    def __init__(self, path: str, seconds: float, manager: ModelManager, applied: config.ModelServerConfig):
-        self._path, self._seconds, self._manager, self._applied = path, seconds, manager, applied
-        self._refused = ""
-        self._stop = threading.Event()
-
-    def start(self) -> None:
-        threading.Thread(target=self._loop, name="config-watcher", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def check(self) -> None:
-        """One look at the file."""
-        try:
-            wanted = config.read(self._path)
-            if wanted == self._applied:
-                return
-            self._manager.apply(wanted)
-        except config.ConfigError as e:
-            if str(e) != self._refused:
-                logging.error("%s; the previous model config keeps serving", e)
-            self._refused = str(e)
-            return
-        self._applied, self._refused = wanted, ""
-        logging.info("model config %s applied: serving %s", self._path,
-                     ", ".join(m.name for m in wanted.model_config_list.config))
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._seconds):
-            self.check()
-
-
-class Server:
-    """gRPC and REST servers over one ModelManager; `start` returns at once.
-
-    With `native_front` (the path of `serving_front`), the public gRPC port is
-    the C++ front's: it runs Predict calls (batched, with a `batcher`) itself with
-    `tensorflow_library` (None: it sends each batch here), relaying everything
-    else to this process's gRPC services on a private Unix socket.
-    """
-
-    def __init__(self, models: Union[config.ModelServerConfig, Mapping[str, str]], host: str = "127.0.0.1",
-                 port: int = 8500, rest_api_port: int = 8501, poll_seconds: float = 1.0, grpc_workers: int = 16,
-                 batcher: Optional[Batcher] = None, native_front: Optional[str] = None,
-                 tensorflow_library: Optional[str] = TENSORFLOW_LIBRARY,
-                 allow_labels_for_unavailable: bool = False):
-        self.front: Optional[NativeFront] = None
-        if native_front:
-            self.front = NativeFront(
-                native_front, host, port, batcher.max_batch_size if batcher else 1,
-                int(batcher.timeout * 1e6) if batcher else 0, settings.MAX_MESSAGE_BYTES,
-                tensorflow_library, num_batch_threads=1 if batcher else os.cpu_count() or 1,
-            )
-        if not isinstance(models, config.ModelServerConfig):
-            models = config.build(models)
-        self.manager = ModelManager(models, poll_seconds, batcher, self.front if tensorflow_library else None,
-                                    allow_labels_for_unavailable)
-        self._host, self._grpc_workers, self._fallback = host, grpc_workers, None
-        if self.front:
-            self.grpc, _ = self._grpc_server(self.front.backend)
-            self.front.on_give_up = self._take_over_port
-            self.port = None  # the front's, once started
-        else:
-            self.grpc, self.port = self._grpc_server(f"{host}:{port}")
-        self.rest = rest_api.server(self.manager, host, rest_api_port) if rest_api_port >= 0 else None
-        self.rest_api_port = self.rest.server_address[1] if self.rest else None
-
-    def _grpc_server(self, address: str) -> Tuple[grpc.Server, int]:
-        """A gRPC server (not started) of this server's services on `address`."""
-        options = [("grpc.max_receive_message_length", settings.MAX_MESSAGE_BYTES),
-                   ("grpc.max_send_message_length", settings.MAX_MESSAGE_BYTES),
-                   ("grpc.so_reuseport", 0)]  # a taken port is an error, not shared
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._grpc_workers), options=options)
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            grpc_api.PredictionService(self.manager, settings.MAX_MESSAGE_BYTES), server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(grpc_api.ModelService(self.manager), server)
-        return server, server.add_insecure_port(address)
-
-    def _take_over_port(self) -> None:
-        """The front was given up: answer its public port in Python."""
-        self._fallback, _ = self._grpc_server(f"{self._host}:{self.port}")
-        self._fallback.start()
-
-    def start(self) -> None:
-        """Loads the models and opens the ports; ConfigError (ports closed
-        again) if the model config cannot be served."""
-        try:
-            self.manager.start()
-        except Exception:
-            self.grpc.stop(grace=0)
-            if self.rest:
-                self.rest.server_close()
-            if self.front:
-                self.front.close()
-            raise
-        self.grpc.start()
-        if self.front:
-            try:
-                self.front.start()
-            except RuntimeError:
-                self.grpc.stop(grace=0)
-                self.front.close()
-                raise
-            self.port = self.front.port
-        if self.rest:
-            threading.Thread(target=self.rest.serve_forever, name="rest", daemon=True).start()
-
-    def stop(self) -> None:
-        self.manager.stop()
-        if self.front:
-            self.front.stop()
-        self.grpc.stop(grace=1)
-        if self._fallback:
-            self._fallback.stop(grace=1)
-        if self.rest:
-            self.rest.shutdown()
-
-
-def native_front(choice: str) -> Optional[str]:
-    """The front binary to run for --native_front, None for Python's own gRPC server."""
-    built = os.access(NATIVE_FRONT, os.X_OK)
-    if choice == "on" and not built:
-        raise SystemExit(f"--native_front on: {NATIVE_FRONT} is not built; run `make native`")
-    if choice == "auto" and not built:
-        logging.warning("the C++ gRPC front is not built (`make native`): gRPC is answered in Python, "
-                        "about 2 ms slower per call")
-    return NATIVE_FRONT if choice != "off" and built else None
+def _show_own_lines(log: RunLog) -> None:
+    """Logs go to the log file; the server's own lines (this package's INFO
+    and above) also to the terminal's standard error, as before."""
+    # force: TensorFlow's absl logging may already have put a handler on the root logger.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    if log.verbose:
+        return  # everything reaches the terminal already
+    echo = logging.StreamHandler(log.terminal_err)
+    echo.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    echo.addFilter(lambda record: record.pathname.startswith(_PACKAGE_DIR))
+    logging.getLogger().addHandler(echo)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    # force: TensorFlow's absl logging has already put a handler on the root logger.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
     p = parser()
     args = p.parse_args(argv)
     models = models_from_flags(args, p)
+    with RunLog(verbose=args.verbose, quiet_exit=True) as log:
+        log.write_to(os.path.join(args.log_dir, f"serving-{new_run_id()}.log"))
+        _show_own_lines(log)
+        logging.info("full log: %s", log.path)
+        _serve(args, models)
+
+
+def _serve(args: argparse.Namespace, models: config.ModelServerConfig) -> None:
+    # TensorFlow loads only now, its start-up noise going to the log.
+    from taxi_pipeline.serving.batching import Batcher
+    from taxi_pipeline.serving.server import ConfigWatcher, Server, native_front
+
     batcher = Batcher(args.max_batch_size, args.batch_timeout_micros) if args.enable_batching else None
     front = native_front(args.native_front)
     server = Server(models, args.host, args.port, args.rest_api_port if args.rest_api_port else -1,

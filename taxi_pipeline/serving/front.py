@@ -90,7 +90,7 @@ class NativeFront:
             process.wait()
             raise RuntimeError(
                 f"the native gRPC front ({self._binary}) did not start (exit code "
-                f"{process.returncode}); its error is above"
+                f"{process.returncode}); its error is in the server log"
             )
         self.port = int(line[len(_LISTENING):])
         with self._lock:
