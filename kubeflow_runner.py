@@ -99,6 +99,8 @@ def compile_pipeline(model: ModelDefinition, args, beam_args: Sequence[str]) -> 
         beam_pipeline_args=beam_args,
         servability_check=not args.no_infra_validation,
         tf_serving_tag=args.tf_serving_tag,
+        tuning=runner_flags.tuning(args),
+        tune_trials=args.tune_trials,
     )
     runner = KubeflowV2DagRunner(config=KubeflowV2DagRunnerConfig(default_image=args.image))
     job = runner.run(pipeline, write_out=False)

@@ -18,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Fixtures that run whole pipelines (minutes): tests using them are marked e2e,
 # so `pytest -m "not e2e"` (`make test-fast`) runs the rest in a few minutes.
-_PIPELINE_FIXTURES = {"taxi_cli_run", "taxi_cli_rerun", "taxi_run", "taxi_rerun", "ner_run", "served"}
+_PIPELINE_FIXTURES = {"taxi_cli_run", "taxi_cli_rerun", "taxi_run", "taxi_rerun", "tuned", "ner_run", "served"}
 
 
 def pytest_collection_modifyitems(items):
@@ -111,6 +111,59 @@ def taxi_rerun(taxi_run, taxi_cli_rerun):
     """(output dir, first RunSummary, second RunSummary)."""
     output_dir, first = taxi_run
     return output_dir, first, _summary(output_dir, "taxi")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on a loopback port, SQLite backend and artifact
+    store in a temporary folder; yields its URI."""
+    import time
+    import urllib.request
+
+    folder = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    server = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--artifacts-destination", str(folder / "artifacts"),
+         "--workers", "1"],
+        cwd=str(folder), stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"),
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"mlflow server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
+            time.sleep(1)
+    yield uri
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def tuned(tmp_path_factory, taxi_cli_rerun, taxi_slice_dir, mlflow_server):
+    """A --tune run of two trials logged to MLflow, then a --reuse_tuning run
+    (not logged), in a folder whose ML Metadata is a copy of the taxi runs'
+    (their data steps come from the cache). Returns (output dir, tune CliRun,
+    reuse CliRun)."""
+    output_dir = str(tmp_path_factory.mktemp("tuned"))
+    shutil.copy(os.path.join(taxi_cli_rerun.output_dir, "metadata.db"), output_dir)
+    args = ("--data", taxi_slice_dir, "--train_steps", "20", "--eval_steps", "2")
+    tune = run_local_runner(output_dir, *args, "--tune", "--tune_trials", "2", "--mlflow_tracking_uri", mlflow_server)
+    reuse = run_local_runner(output_dir, *args, "--reuse_tuning")
+    return output_dir, tune, reuse
 
 
 def raw_instances(frame: pd.DataFrame, columns) -> list:

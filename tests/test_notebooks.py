@@ -90,6 +90,8 @@ def test_model_analysis_offline_companions(taxi_analysis):
     assert "baseline" in html and "difference" in html
     assert "value &gt;= 0.75" in html and "change vs baseline &gt;= -0.01" in html and "passed" in html
     assert first.run_id in html and second.run_id in html, "the history lists both runs"
+    for summary in (first, second):  # the registry table lists each pushed version
+        assert f"<th>{os.path.basename(summary.pushed_model)}</th>" in html
     assert f"Run {second.run_id}: BLESSED" in "".join(
         o["data"].get("text/markdown", "") for o in outputs_of(notebook) if "data" in o
     )

@@ -126,3 +126,24 @@ def test_flags_split_beam_args_and_reject_bad_input(capsys):
 def test_unknown_model_is_named():
     with pytest.raises(ValueError, match="unknown model 'nope'; known models: "):
         models.get("nope")
+
+
+_FLINK = ["--runner=FlinkRunner", "--flink_master=HOST:8081", "--environment_type=LOOPBACK"]
+
+
+@pytest.mark.parametrize("name", models.available())
+def test_beam_args_reach_every_beam_component_of_the_compiled_local_pipeline(name, tmp_path):
+    """As LocalDagRunner runs it: the IR's executor specs, one per Beam component."""
+    from tfx.dsl.compiler.compiler import Compiler
+    from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
+    from tfx.proto.orchestration import executable_spec_pb2, pipeline_pb2
+
+    _, pipeline = _build(name, tmp_path, beam_pipeline_args=_FLINK, tuning="search")
+    beam_components = {c.id for c in pipeline.components if isinstance(c, BaseBeamComponent)}
+    assert {"StatisticsGen", "Transform", "Evaluator"} <= beam_components and any("ExampleGen" in c for c in beam_components)
+    config = pipeline_pb2.IntermediateDeploymentConfig()
+    Compiler().compile(pipeline).deployment_config.Unpack(config)
+    for node in beam_components:
+        spec = executable_spec_pb2.BeamExecutableSpec()
+        config.executor_specs[node].Unpack(spec)
+        assert list(spec.beam_pipeline_args) == _FLINK, node

@@ -220,3 +220,34 @@ def test_run_log_takes_python_c_and_child_output_file_by_file(tmp_path, verbose)
     assert sorted(shown) == (sorted(
         line for name in ("first", "second") for line in (tmp_path / f"{name}.log").read_text().splitlines()
     ) if verbose else [])
+
+
+_HOLDER = """
+import sys, time
+from taxi_pipeline.runs.layout import OutputLayout
+with OutputLayout(sys.argv[1]).exclusive("local_runner run 2026-01-01T00:00:00"):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_run_on_the_same_output_dir_stops_naming_the_first(tmp_path, taxi_slice_dir):
+    import signal
+    import subprocess
+    import sys
+
+    import local_runner
+    from taxi_pipeline.runs.layout import OutputInUse, OutputLayout
+    from tests.conftest import REPO
+
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        with pytest.raises(OutputInUse, match=rf'{tmp_path} is in use by .*"run": "local_runner run 2026-01-01T00:00:00", "pid": {holder.pid}'):
+            local_runner.run(["--data", taxi_slice_dir, "--output_dir", str(tmp_path)])
+        assert not (tmp_path / "metadata.db").exists() and not (tmp_path / "logs").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with OutputLayout(str(tmp_path)).exclusive("after a SIGKILL"):  # no stale lock left behind
+        pass

@@ -22,6 +22,7 @@ SPEC = ModelDefinition(
     check_data=check_path,
     preprocessing_fn="models.ner.preprocessing.preprocessing_fn",
     run_fn="models.ner.model.run_fn",
+    tuner_fn="models.ner.model.tuner_fn",
     eval_config=evaluation.eval_config,
     headline_metrics=["entity_f1", "entity_precision", "entity_recall", "token_accuracy", "example_count"],
     train_steps=1500,

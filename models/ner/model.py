@@ -11,6 +11,7 @@ from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 from models.ner import crf, decoding, features, preprocessing, tokenizer
 from models.ner.metrics import PAD
 from taxi_pipeline.modeling.training import fit, save_signatures, without_autograph
+from taxi_pipeline.modeling.tuning import Tuning, hyperparameter_values, tuner_fn_result
 
 MODEL_INPUTS = (features.TOKEN_IDS, features.SUFFIX_IDS, features.SHAPE_IDS, features.CHAR_IDS)
 
@@ -34,6 +35,18 @@ class Hyperparameters:
     batch_size: int = 32
     min_token_count: int = 2
     seed: int = 42
+
+
+def _search_space(hp) -> None:
+    hp.Choice("token_embedding", [32, 64, 128])
+    hp.Choice("lstm_units", [50, 100, 200])
+    hp.Float("dropout", 0.2, 0.5, step=0.1)
+    hp.Float("learning_rate", 3e-3, 3e-2, sampling="log")
+
+
+# What --tune searches: embedding and LSTM sizes, dropout and learning rate,
+# for the lowest validation loss (the CRF's negative log-likelihood).
+TUNING = Tuning(search_space=_search_space, objective="val_loss", direction="min", max_trials=6)
 
 
 def _dense(sparse: tf.sparse.SparseTensor, default=0) -> tf.Tensor:
@@ -219,11 +232,10 @@ def export_serving_model(
     )
 
 
-def run_fn(fn_args: FnArgs) -> None:
-    """Trains the tagger and saves it with its serving signatures."""
-    hparams = Hyperparameters(**(fn_args.custom_config or {}).get("hyperparameters", {}))
+def _train(hparams: Hyperparameters, fn_args: FnArgs, label: str = "Trainer"):
+    """(model, transform output, final metrics) of one training run."""
     tf.keras.utils.set_random_seed(hparams.seed)
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     train, evaluation = (
         _input_fn(files, fn_args.data_accessor, tf_transform_output, hparams.batch_size)
         for files in (fn_args.train_files, fn_args.eval_files)
@@ -234,5 +246,18 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.train_steps,
         output_tags(tf_transform_output),
     )
-    fit(model, train, evaluation, fn_args)
+    return model, tf_transform_output, fit(model, train, evaluation, fn_args, label)
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """Trains the tagger (with the Tuner's best values, when tuned) and saves
+    it with its serving signatures."""
+    model, tf_transform_output, _ = _train(Hyperparameters(**hyperparameter_values(fn_args)), fn_args)
     export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
+
+
+def tuner_fn(fn_args: FnArgs):
+    """TFX's Tuner entry point: searches `TUNING` by training as run_fn does."""
+    return tuner_fn_result(
+        fn_args, TUNING, lambda values, label: _train(Hyperparameters(**values), fn_args, label)[2]
+    )

@@ -23,6 +23,7 @@ SPEC = ModelDefinition(
     check_data=lambda data: check_csv_dir(data, features.RAW_COLUMNS),
     preprocessing_fn="models.taxi.preprocessing.preprocessing_fn",
     run_fn="models.taxi.model.run_fn",
+    tuner_fn="models.taxi.model.tuner_fn",
     eval_config=evaluation.eval_config,
     headline_metrics=["auc", "binary_accuracy", "precision", "recall", "example_count"],
     train_steps=500,

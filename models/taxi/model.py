@@ -1,7 +1,7 @@
 """Keras tip classifier for the Chicago taxi data, and the Trainer's run_fn."""
 
 import dataclasses
-from typing import Dict, List
+from typing import Any, Dict, List, Mapping
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -11,6 +11,7 @@ from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 from models.taxi import features
 from taxi_pipeline.modeling import examples
 from taxi_pipeline.modeling.training import fit, without_autograph
+from taxi_pipeline.modeling.tuning import Tuning, hyperparameter_values, tuner_fn_result
 
 LABEL = features.transformed_name(features.LABEL_KEY)
 
@@ -24,6 +25,26 @@ class Hyperparameters:
     batch_size: int = 256
     dropout: float = 0.1
     seed: int = 42
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> "Hyperparameters":
+        """From custom_config or tuned values, where the Tuner's choice of
+        layers is a string ("128,64")."""
+        values = dict(values)
+        if isinstance(values.get("hidden_units"), str):
+            values["hidden_units"] = [int(n) for n in values["hidden_units"].split(",")]
+        return cls(**values)
+
+
+def _search_space(hp) -> None:
+    hp.Choice("hidden_units", ["32", "64,32", "128,64", "128,64,32"])
+    hp.Float("dropout", 0.0, 0.3, step=0.1)
+    hp.Float("learning_rate", 1e-3, 3e-2, sampling="log")
+
+
+# What --tune searches: layer sizes, dropout and learning rate, for the best
+# validation AUC.
+TUNING = Tuning(search_space=_search_space, objective="val_auc", direction="max", max_trials=8)
 
 
 def _input_fn(
@@ -85,7 +106,8 @@ def build_keras_model(
     model.compile(
         loss="binary_crossentropy",
         optimizer=tf.keras.optimizers.Adam(learning_rate=hparams.learning_rate),
-        metrics=[tf.keras.metrics.BinaryAccuracy(), tf.keras.metrics.AUC()],
+        # Named: a second model in the same process (a Tuner trial) would get "auc_1".
+        metrics=[tf.keras.metrics.BinaryAccuracy(name="binary_accuracy"), tf.keras.metrics.AUC(name="auc")],
     )
     return without_autograph(model)
 
@@ -167,19 +189,28 @@ def export_serving_model(
     tf.saved_model.save(model, path, signatures=signatures)
 
 
-def run_fn(fn_args: FnArgs) -> None:
-    """Trains the model and saves it with raw-example serving signatures."""
-    config = fn_args.custom_config or {}
-    hparams = Hyperparameters(**config.get("hyperparameters", {}))
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+def _train(hparams: Hyperparameters, fn_args: FnArgs, label: str = "Trainer"):
+    """(model, transform output, final metrics) of one training run."""
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     tf.keras.utils.set_random_seed(hparams.seed)
-
-    train = _input_fn(
-        fn_args.train_files, fn_args.data_accessor, tf_transform_output, hparams.batch_size
-    )
-    evaluation = _input_fn(
-        fn_args.eval_files, fn_args.data_accessor, tf_transform_output, hparams.batch_size
+    train, evaluation = (
+        _input_fn(files, fn_args.data_accessor, tf_transform_output, hparams.batch_size)
+        for files in (fn_args.train_files, fn_args.eval_files)
     )
     model = build_keras_model(category_sizes(tf_transform_output), hparams)
-    fit(model, train, evaluation, fn_args)
+    return model, tf_transform_output, fit(model, train, evaluation, fn_args, label)
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """Trains the model (with the Tuner's best values, when tuned) and saves
+    it with raw-example serving signatures."""
+    hparams = Hyperparameters.from_values(hyperparameter_values(fn_args))
+    model, tf_transform_output, _ = _train(hparams, fn_args)
     export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
+
+
+def tuner_fn(fn_args: FnArgs):
+    """TFX's Tuner entry point: searches `TUNING` by training as run_fn does."""
+    return tuner_fn_result(
+        fn_args, TUNING, lambda values, label: _train(Hyperparameters.from_values(values), fn_args, label)[2]
+    )

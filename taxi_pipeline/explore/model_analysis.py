@@ -13,6 +13,7 @@ import pandas as pd
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.view import view_types
 
+from taxi_pipeline.pipeline.definition import ModelDefinition
 from taxi_pipeline.runs import results
 from taxi_pipeline.explore.outputs import Evaluation
 
@@ -182,3 +183,22 @@ def history_table(evaluations: Sequence[Evaluation], names: Sequence[str]) -> pd
 def time_series(evaluations: Sequence[Evaluation]) -> view_types.EvalResults:
     """The evaluations as one TFMA EvalResults, for `tfma.view.render_time_series`."""
     return tfma.make_eval_results([load(e) for e in evaluations], tfma.MODEL_CENTRIC_MODE)
+
+
+def registry_table(output_dir: str, model: ModelDefinition) -> pd.DataFrame:
+    """Every pushed version of `model` (`python -m taxi_pipeline.registry list`):
+    when, blessing and headline metrics, data, code version, hyper-parameters,
+    and which version TF Serving serves."""
+    from taxi_pipeline.registry import lineage
+    from taxi_pipeline.runs.layout import OutputLayout
+
+    layout = OutputLayout(output_dir)
+    rows = []
+    for v in lineage.versions(layout.metadata_path, model, layout.serving_model_dir(model)):
+        rows.append({
+            "version": v.version, "pushed": v.pushed_at, "serving": "yes" if v.serving else "",
+            "blessed": v.blessed, **v.metrics, "data": v.data, "code": v.code_version,
+            "hyper-parameters": ", ".join(f"{k}={x}" for k, x in sorted(v.hyperparameters.items())),
+            "origin": f"rollback of {v.rollback_of}" if v.rollback_of else f"run {v.run_id}",
+        })
+    return pd.DataFrame(rows).set_index("version") if rows else pd.DataFrame()

@@ -51,11 +51,12 @@ class TrainingProgress(tf.keras.callbacks.Callback):
     """Reports steps and loss at most every `every_s` seconds (and the last
     step), and keeps the final epoch's figures."""
 
-    def __init__(self, total_steps: int, every_s: float = 0.5):
+    def __init__(self, total_steps: int, label: str = "Trainer", every_s: float = 0.5):
         super().__init__()
         # Tensors, not numpy, in `logs`: Keras then needs no device sync each step.
         self._supports_tf_logs = True
         self.total_steps = total_steps
+        self.label = label
         self.every_s = every_s
         self.final: Dict[str, float] = {}
         self._last = 0.0
@@ -67,7 +68,7 @@ class TrainingProgress(tf.keras.callbacks.Callback):
         self._last = now
         loss = float((logs or {}).get("loss", float("nan")))
         PROGRESS_LOGGER.info(
-            "Trainer: step %d of %d, loss %.4f", done, self.total_steps, loss,
+            "%s: step %d of %d, loss %.4f", self.label, done, self.total_steps, loss,
             extra={"progress": (done, self.total_steps)},
         )
 
@@ -75,21 +76,29 @@ class TrainingProgress(tf.keras.callbacks.Callback):
         self.final = {name: float(value) for name, value in (logs or {}).items()}
 
 
-def fit(model: tf.keras.Model, train: tf.data.Dataset, evaluation: tf.data.Dataset, fn_args: FnArgs) -> Dict[str, float]:
+def fit(
+    model: tf.keras.Model, train: tf.data.Dataset, evaluation: tf.data.Dataset, fn_args: FnArgs,
+    label: str = "Trainer",
+) -> Dict[str, float]:
     """One epoch of `fn_args.train_steps` steps, validated on `fn_args.eval_steps`
-    batches, logged for TensorBoard and summarised in `SUMMARY_FILE`; returns
-    the final loss and metrics."""
-    progress = TrainingProgress(fn_args.train_steps)
+    batches; returns the final loss and metrics. For the Trainer (which has a
+    `model_run_dir`) also TensorBoard logs and `SUMMARY_FILE` there."""
+    progress = TrainingProgress(fn_args.train_steps, label)
+    run_dir = getattr(fn_args, "model_run_dir", None)
+    callbacks = [progress]
+    if run_dir:
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"))
     model.fit(
         train,
         steps_per_epoch=fn_args.train_steps,
         validation_data=evaluation,
         validation_steps=fn_args.eval_steps,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"), progress],
+        callbacks=callbacks,
         verbose=2,
     )
-    summary = {"steps": fn_args.train_steps, **progress.final}
-    tf.io.gfile.makedirs(fn_args.model_run_dir)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, SUMMARY_FILE), "w") as f:
-        f.write(json.dumps(summary, indent=1))
+    if run_dir:
+        summary = {"steps": fn_args.train_steps, **progress.final}
+        tf.io.gfile.makedirs(run_dir)
+        with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:
+            f.write(json.dumps(summary, indent=1))
     return progress.final

@@ -16,6 +16,11 @@ if TYPE_CHECKING:  # hints only: the runners parse their flags before TFX and TF
     import tensorflow_model_analysis as tfma
     from tfx.dsl.components.base import base_node
 
+# The factory's `tuning`: search hyper-parameters now, or train with the best
+# values of the latest search recorded in ML Metadata.
+TUNE_SEARCH = "search"
+TUNE_LATEST = "latest"
+
 # What every model's preprocessing_fn and run_fn build on (taxi_pipeline/modeling).
 SHARED_CODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "modeling")
 
@@ -41,6 +46,8 @@ class ModelDefinition:
         local data path cannot feed the model; runs before the pipeline starts.
       preprocessing_fn: dotted path of the tf.Transform preprocessing_fn.
       run_fn: dotted path of the Trainer's run_fn.
+      tuner_fn: dotted path of the Tuner's tuner_fn (`--tune`); its search
+        space sits next to the model's hyper-parameters.
       eval_config: builds the TFMA EvalConfig (thresholds decide blessing).
       headline_metrics: metric names the runners print after a run.
       train_steps: default number of training steps.
@@ -58,6 +65,7 @@ class ModelDefinition:
     check_data: Callable[[str], object]
     preprocessing_fn: str
     run_fn: str
+    tuner_fn: str
     eval_config: Callable[[], tfma.EvalConfig]
     headline_metrics: Sequence[str]
     train_steps: int

@@ -1,5 +1,6 @@
-"""What the Kubeflow run page shows of an evaluation: headline metrics and a
-Markdown table of every slice with the blessing verdict (also written locally)."""
+"""What the Kubeflow run page shows of an evaluation (headline metrics and a
+Markdown table of every slice with the blessing verdict) and of a tuning
+search (a Markdown table of the trials); also written locally."""
 
 import json
 import os
@@ -9,8 +10,9 @@ from tfx.components.util import model_utils
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact
-from tfx.types.standard_artifacts import ModelBlessing, ModelEvaluation
+from tfx.types.standard_artifacts import ModelBlessing, ModelEvaluation, TunerResults
 
+from taxi_pipeline.modeling.tuning import read_trials
 from taxi_pipeline.runs import results
 
 
@@ -59,4 +61,31 @@ def EvaluationSummary(
     for slice_name, values in results.sliced_metrics(evaluation.uri, names):
         cells = [f"{values[n]:.4f}" if n in values else "" for n in names]
         lines.append(f"| {slice_name} | " + " | ".join(cells) + " |")
+    _write_text(summary.uri, "summary.md", "\n".join(lines) + "\n")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+@component
+def TuningSummary(tuner_results: InputArtifact[TunerResults], summary: OutputArtifact[KfpMarkdown]) -> None:
+    """A Markdown table of the Tuner's trials, best first: score and
+    hyper-parameters of each, for the Kubeflow run page."""
+    trials = read_trials(tuner_results.uri)
+    if not trials:
+        _write_text(summary.uri, "summary.md", "## Tuning: no trial completed\n")
+        return
+    names = sorted({name for trial in trials for name in trial} - {"trial_id", "score"})
+    lines = [
+        f"## Tuning: {len(trials)} trials, best first",
+        "",
+        "| trial | score | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for trial in trials:
+        cells = [_cell(trial.get(name, "")) for name in names]
+        lines.append(f"| {trial['trial_id']} | {_cell(trial['score'])} | " + " | ".join(cells) + " |")
     _write_text(summary.uri, "summary.md", "\n".join(lines) + "\n")

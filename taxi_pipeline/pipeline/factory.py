@@ -16,21 +16,23 @@ from tfx.components import (
     StatisticsGen,
     Trainer,
     Transform,
+    Tuner,
 )
 from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
     LatestBlessedModelStrategy,
 )
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types.channel import Channel
-from tfx.types.standard_artifacts import Model, ModelBlessing
+from tfx.types.standard_artifacts import HyperParameters, Model, ModelBlessing
 
 from taxi_pipeline.pipeline.data_gate import DataGate
-from taxi_pipeline.pipeline.evaluation_summary import EvaluationSummary
+from taxi_pipeline.pipeline.evaluation_summary import EvaluationSummary, TuningSummary
 from taxi_pipeline.kubeflow.infra_validator import cluster_infra_validator
 from taxi_pipeline.pipeline.servability import local_serving_check
-from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.pipeline.definition import TUNE_LATEST, TUNE_SEARCH, ModelDefinition
 
 
 def create_pipeline(
@@ -46,6 +48,8 @@ def create_pipeline(
     enable_cache: bool = True,
     servability_check: bool = True,
     tf_serving_tag: Optional[str] = None,
+    tuning: Optional[str] = None,
+    tune_trials: Optional[int] = None,
 ) -> Pipeline:
     """ExampleGen → statistics, schema, validation gate → Transform → Trainer →
     Evaluator (against the latest blessed model) + servability check → Pusher.
@@ -56,6 +60,11 @@ def create_pipeline(
     alone). The check is TFX's InfraValidator with
     `tensorflow/serving:<tf_serving_tag>` on Kubernetes when a tag is given
     (Kubeflow: it starts a pod), else the local TF Serving-API server's loader.
+
+    `tuning`: None trains with the model's own hyper-parameters; TUNE_SEARCH adds
+    TFX's Tuner (the model's search space, `tune_trials` trials) and trains
+    with the best values it finds; TUNE_LATEST trains with the best values of the
+    latest search recorded in ML Metadata, without searching again.
     """
     example_gen = model.example_gen(data_root)
     statistics_gen = StatisticsGen(
@@ -84,14 +93,33 @@ def create_pipeline(
         disable_statistics=True,
     )
     transform.add_upstream_node(data_gate)
-    trainer = Trainer(
-        run_fn=model.run_fn,
+    # What the Tuner's trials and the Trainer both train on, and for how long.
+    training = dict(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=trainer_pb2.TrainArgs(num_steps=train_steps or model.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps or model.eval_steps),
-        custom_config=custom_config,
+    )
+    tuning_nodes = []
+    best_hyperparameters = None
+    if tuning == TUNE_SEARCH:
+        tuner = Tuner(
+            tuner_fn=model.tuner_fn, custom_config={**custom_config, "tune_trials": tune_trials}, **training
+        )
+        best_hyperparameters = tuner.outputs["best_hyperparameters"]
+        tuning_nodes = [tuner, TuningSummary(tuner_results=tuner.outputs["tuner_results"])]
+    elif tuning == TUNE_LATEST:
+        latest = Resolver(
+            strategy_class=LatestArtifactStrategy,
+            hyperparameters=Channel(type=HyperParameters),
+        ).with_id("latest_tuning_resolver")
+        best_hyperparameters = latest.outputs["hyperparameters"]
+        tuning_nodes = [latest]
+    elif tuning is not None:
+        raise ValueError(f"tuning must be None, {TUNE_SEARCH!r} or {TUNE_LATEST!r}, not {tuning!r}")
+    trainer = Trainer(
+        run_fn=model.run_fn, hyperparameters=best_hyperparameters, custom_config=custom_config, **training
     )
     baseline_resolver = Resolver(
         strategy_class=LatestBlessedModelStrategy,
@@ -138,6 +166,7 @@ def create_pipeline(
             example_validator,
             data_gate,
             transform,
+            *tuning_nodes,
             trainer,
             baseline_resolver,
             evaluator,

@@ -1,5 +1,6 @@
 """A pipeline run from the outside: the flags both runners share
 (`runner_flags`), where a local run writes (`layout`), a local run a person
 can watch (`watched_run`: its run id, `progress` lines per component, what
-each produced in `component_results`, the logs in a file by `run_log`), and
-what a run produced, read back from ML Metadata (`results`)."""
+each produced in `component_results`, the logs in a file by `run_log`), what
+a run produced, read back from ML Metadata (`results`), and the same in
+MLflow (`mlflow_log`)."""

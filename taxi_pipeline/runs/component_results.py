@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_data_validation.utils import anomalies_util
@@ -18,6 +18,7 @@ from tfx.components.example_validator import executor as example_validator_execu
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils, standard_artifacts
 
+from taxi_pipeline.modeling import tuning
 from taxi_pipeline.modeling.training import SUMMARY_FILE
 from taxi_pipeline.runs import results
 from taxi_pipeline.runs.progress import Outcome
@@ -116,13 +117,22 @@ def _pushed(artifact: Artifact, _: Sequence[str]) -> str:
     return f"pushed version {os.path.basename(destination.rstrip('/'))} to {os.path.dirname(destination.rstrip('/'))}"
 
 
+def _value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _hyperparameters(artifact: Artifact, _: Sequence[str]) -> str:
-    path = os.path.join(artifact.uri, "best_hyperparameters.txt")
+    path = os.path.join(artifact.uri, tuning.BEST_HYPERPARAMETERS_FILE)
     if not os.path.exists(path):
         return ""
     with open(path, encoding="utf-8") as f:
         values = json.load(f).get("values", {})
-    return "best: " + ", ".join(f"{name}={value}" for name, value in sorted(values.items()))
+    return "best " + ", ".join(f"{name}={_value(value)}" for name, value in sorted(values.items()))
+
+
+def _trials(artifact: Artifact, _: Sequence[str]) -> str:
+    trials = tuning.read_trials(artifact.uri)
+    return f"{len(trials)} trials, best score {_value(trials[0]['score'])}" if trials else "no trial completed"
 
 
 # (output key, artifact type) → description, in the order parts are joined.
@@ -132,6 +142,7 @@ _DESCRIBE: Dict[tuple, Callable[[Artifact, Sequence[str]], str]] = {
     ("schema", "Schema"): _schema,
     ("anomalies", "ExampleAnomalies"): _anomalies,
     ("transform_graph", "TransformGraph"): _vocabularies,
+    ("tuner_results", "TunerResults"): _trials,
     ("best_hyperparameters", "HyperParameters"): _hyperparameters,
     ("model_run", "ModelRun"): _training,
     ("blessing", "ModelBlessing"): _blessing,
@@ -139,6 +150,12 @@ _DESCRIBE: Dict[tuple, Callable[[Artifact, Sequence[str]], str]] = {
     ("blessing", "InfraBlessing"): _servable,
     ("pushed_model", "PushedModel"): _pushed,
 }
+
+
+def describe(key: str, type_name: str, artifact: Artifact, headline_metrics: Sequence[str] = ()) -> str:
+    """One line on an artifact recorded as output `key` ("" for kinds not described)."""
+    found = _DESCRIBE.get((key, type_name))
+    return found(artifact, headline_metrics) if found else ""
 
 
 def outcome(

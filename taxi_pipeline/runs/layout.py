@@ -8,11 +8,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import fcntl
+import json
 import os
+import sys
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:  # only for hints: the serving code writes files here without TFMA
     from taxi_pipeline.pipeline.definition import ModelDefinition
@@ -39,6 +43,28 @@ class OutputLayout:
     def log_path(self, name: str, run_id: str) -> str:
         return os.path.join(self.output_dir, "logs", f"{name}-{run_id}.log")
 
+    @contextlib.contextmanager
+    def exclusive(self, run: str) -> Iterator[None]:
+        """Holds `<output_dir>/.lock` for one run: a second run on the same
+        folder (whose SQLite ML Metadata and pushes it would share) stops with
+        OutputInUse naming the holder. The kernel drops the lock when the
+        holder exits, however it ends (SIGKILL included): no stale lock."""
+        os.makedirs(self.output_dir, exist_ok=True)
+        path = os.path.join(self.output_dir, ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with open(path, encoding="utf-8") as f:
+                    holder = f.read().strip() or "another run"
+                raise OutputInUse(f"{self.output_dir} is in use by {holder}; wait for it to end or use another --output_dir") from None
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"run": run, "pid": os.getpid(), "command": " ".join(sys.argv)}).encode())
+            yield
+        finally:
+            os.close(fd)
+
 
 def write_atomically(path: str, text: str) -> None:
     """Writes `path` whole or not at all (a temporary file renamed over it), so
@@ -60,3 +86,7 @@ def new_run_id() -> str:
     """A run id as LocalDagRunner makes them (the start time, ISO 8601), chosen
     before the run so its log file can be named after it."""
     return datetime.datetime.now().isoformat()
+
+
+class OutputInUse(RuntimeError):
+    """Another run holds the output folder."""

@@ -53,7 +53,7 @@ class PlainDisplay:
     def __init__(self, stream: TextIO):
         self._stream = stream
         self._lock = threading.Lock()
-        self._quarter = 0
+        self._quarter = self._done = 0
 
     def print(self, text: str) -> None:
         with self._lock:
@@ -61,10 +61,13 @@ class PlainDisplay:
             self._stream.flush()
 
     def started(self, name: str, detail: str = "") -> None:
-        self._quarter = 0
+        self._quarter = self._done = 0
         self.print(f"  {name} running{' (' + detail + ')' if detail else ''}")
 
     def progress(self, name: str, done: int, total: int, text: str) -> None:
+        if done < self._done:  # a new bar: the Tuner's next trial
+            self._quarter = 0
+        self._done = done
         quarter = 4 * done // max(total, 1)
         if quarter > self._quarter and done < total:
             self._quarter = quarter

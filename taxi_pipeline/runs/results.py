@@ -7,6 +7,7 @@ latest evaluation and pushed model without hand-copied paths.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import tensorflow_model_analysis as tfma
@@ -161,6 +162,14 @@ def overall_metrics(evaluation_uri: str, names: Sequence[str]) -> Dict[str, floa
         if label == "Overall":
             return {name: values[name] for name in names if name in values}
     return {}
+
+
+def recorded_artifacts(metadata_path: str, pipeline_name: str, type_name: str) -> List[metadata_store_pb2.Artifact]:
+    """Every live artifact of `type_name` recorded in runs of `pipeline_name`, oldest first."""
+    if not os.path.exists(metadata_path):
+        return []
+    found = {a.id: a for run in pipeline_runs(metadata_path, pipeline_name) for a in run.artifacts.get(type_name, ())}
+    return [found[i] for i in sorted(found)]
 
 
 def latest_run(metadata_path: str, pipeline_name: str) -> Optional[str]:

@@ -7,7 +7,7 @@ import sys
 from typing import Callable, List, Optional, Sequence, Tuple, Type
 
 import models
-from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.pipeline.definition import TUNE_LATEST, TUNE_SEARCH, ModelDefinition
 
 ALL = "all"
 
@@ -53,6 +53,24 @@ def parser(description: str, default_output_dir: str) -> argparse.ArgumentParser
         type=_positive_int,
         help="evaluation steps during training (default: the model's own setting)",
     )
+    tuning = p.add_mutually_exclusive_group()
+    tuning.add_argument(
+        "--tune",
+        action="store_true",
+        help="search hyper-parameters with TFX's Tuner (the model's own search space) and "
+        "train with the best ones found",
+    )
+    tuning.add_argument(
+        "--reuse_tuning",
+        action="store_true",
+        help="train with the best hyper-parameters of the latest --tune search recorded in "
+        "ML Metadata, without searching again",
+    )
+    p.add_argument(
+        "--tune_trials",
+        type=_positive_int,
+        help="with --tune: trials to run (default: the model's own budget)",
+    )
     p.add_argument(
         "--verbose",
         action="store_true",
@@ -84,7 +102,18 @@ def parse(
     args = p.parse_args(argv)
     if args.pipeline == ALL and args.data:
         p.error(f"--data names one model's data; it cannot be used with --pipeline {ALL}")
+    if args.tune_trials and not args.tune:
+        p.error("--tune_trials needs --tune")
     return args, beam_args
+
+
+def tuning(args: argparse.Namespace) -> Optional[str]:
+    """The factory's `tuning` for --tune / --reuse_tuning (None: neither)."""
+    return TUNE_SEARCH if args.tune else TUNE_LATEST if args.reuse_tuning else None
+
+
+class RunnerError(ValueError):
+    """The runner cannot do what its flags ask (e.g. --reuse_tuning before any --tune)."""
 
 
 def selected_names(args: argparse.Namespace) -> List[str]:
