@@ -107,6 +107,8 @@ def test_verbose_shows_the_logs_and_still_keeps_them(tmp_path, taxi_frame):
 
 
 class _Lines:
+    """A stream that is not a terminal."""
+
     def __init__(self):
         self.text = ""
 
@@ -115,6 +117,9 @@ class _Lines:
 
     def flush(self):
         pass
+
+    def isatty(self):
+        return False
 
 
 def test_watcher_turns_tfx_and_trainer_records_into_lines():
@@ -251,3 +256,30 @@ def test_a_second_run_on_the_same_output_dir_stops_naming_the_first(tmp_path, ta
         holder.wait()
     with OutputLayout(str(tmp_path)).exclusive("after a SIGKILL"):  # no stale lock left behind
         pass
+
+
+def test_live_display_redraws_the_running_component_on_a_terminal():
+    import io
+
+    from taxi_pipeline.runs.progress import LiveDisplay, display_for
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    display = display_for(out)
+    assert isinstance(display, LiveDisplay) and not isinstance(display_for(_Lines()), LiveDisplay)
+    display.started("Tuner")
+    display.progress("Tuner", 5, 20, "Tuner trial 2 of 3: step 5 of 20, loss 0.5")
+    display._progress.refresh()
+    display.started("Trainer")
+    display.progress("Trainer", 5, 20, "Trainer: step 5 of 20, loss 0.4")
+    display._progress.refresh()
+    display.finished("Trainer", Outcome("ran", "20 steps"), 3.0)
+    display.close()
+    text = out.getvalue()
+    assert "\x1b[" in text, "drawn with terminal control sequences"
+    assert "Tuner trial 2 of 3: step 5 of 20" in text, "a trial keeps its label"
+    assert "step 5 of 20, loss 0.4" in text and "Trainer: step" not in text
+    assert "✓ Trainer" in text and "20 steps" in text

@@ -112,7 +112,10 @@ class LiveDisplay(PlainDisplay):
 
     def progress(self, name: str, done: int, total: int, text: str) -> None:
         if self._task is not None:
-            self._progress.update(self._task, completed=done, total=total, text=text.split(": ", 1)[-1])
+            # "Trainer: step 5 of 20, ..." next to "Trainer" shows as "step 5 of 20, ...";
+            # "Tuner trial 2 of 3: step ..." keeps its trial.
+            shown = text[len(name) + 2:] if text.startswith(f"{name}: ") else text
+            self._progress.update(self._task, completed=done, total=total, text=shown)
 
     def finished(self, name: str, outcome: Outcome, seconds: float) -> None:
         self._drop_task()
