@@ -84,7 +84,7 @@ def fit(
     batches; returns the final loss and metrics. For the Trainer (which has a
     `model_run_dir`) also TensorBoard logs and `SUMMARY_FILE` there."""
     progress = TrainingProgress(fn_args.train_steps, label)
-    run_dir = getattr(fn_args, "model_run_dir", None)
+    run_dir = fn_args.model_run_dir
     callbacks = [progress]
     if run_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"))

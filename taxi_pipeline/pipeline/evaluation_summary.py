@@ -64,12 +64,6 @@ def EvaluationSummary(
     _write_text(summary.uri, "summary.md", "\n".join(lines) + "\n")
 
 
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 @component
 def TuningSummary(tuner_results: InputArtifact[TunerResults], summary: OutputArtifact[KfpMarkdown]) -> None:
     """A Markdown table of the Tuner's trials, best first: score and
@@ -86,6 +80,6 @@ def TuningSummary(tuner_results: InputArtifact[TunerResults], summary: OutputArt
         "|---" * (len(names) + 2) + "|",
     ]
     for trial in trials:
-        cells = [_cell(trial.get(name, "")) for name in names]
-        lines.append(f"| {trial['trial_id']} | {_cell(trial['score'])} | " + " | ".join(cells) + " |")
+        cells = [results.value_text(trial.get(name, "")) for name in names]
+        lines.append(f"| {trial['trial_id']} | {results.value_text(trial['score'])} | " + " | ".join(cells) + " |")
     _write_text(summary.uri, "summary.md", "\n".join(lines) + "\n")

@@ -70,17 +70,9 @@ def _one(layout: OutputLayout, version: str, model: Optional[str]):
     return models.get(matches[0][0]), matches[0][1]
 
 
-def _figures(values) -> str:
-    from taxi_pipeline.runs.results import figure
-
-    return ", ".join(f"{k} {figure(v)}" for k, v in values.items())
-
-
-def _value(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value) if isinstance(value, list) else str(value)
-
-
 def _list(layout: OutputLayout, args, out) -> None:
+    from taxi_pipeline.runs.results import figures, value_text  # TFMA: after the capture starts
+
     from taxi_pipeline.registry import lineage
 
     for name, found in _versions(layout, [args.model] if args.model else models.available()).items():
@@ -92,14 +84,16 @@ def _list(layout: OutputLayout, args, out) -> None:
         for v in found:
             mark = "*" if v.serving else " "
             origin = f"rollback of {v.rollback_of}" if v.rollback_of else f"run {v.run_id}"
-            out.write(f"{mark} {v.version}  {v.pushed_at}  {'BLESSED' if v.blessed else 'NOT blessed'}  {_figures(v.metrics)}\n")
+            out.write(f"{mark} {v.version}  {v.pushed_at}  {'BLESSED' if v.blessed else 'NOT blessed'}  {figures(v.metrics)}\n")
             out.write(f"    {origin}; data {v.data}; code {v.code_version}\n")
-            out.write(f"    hyper-parameters: {', '.join(f'{k}={_value(x)}' for k, x in sorted(v.hyperparameters.items()))}\n")
+            out.write(f"    hyper-parameters: {', '.join(f'{k}={value_text(x)}' for k, x in sorted(v.hyperparameters.items()))}\n")
         if any(v.serving for v in found):
             out.write("  (* serving: the newest version folder, what TF Serving's default policy serves)\n")
 
 
 def _show(layout: OutputLayout, args, out) -> None:
+    from taxi_pipeline.runs.results import value_text  # TFMA: after the capture starts
+
     from taxi_pipeline.registry import lineage
 
     model, v = _one(layout, args.version, args.model)
@@ -113,11 +107,11 @@ def _show(layout: OutputLayout, args, out) -> None:
         out.write(f"  {step.name:<11} {verdict}{lineage.describe_step(step, list(model.headline_metrics))}\n")
         out.write(f"  {'':<11} {where}\n")
     out.write(f"  code        {v.code_version}\n")
-    out.write(f"  hyper-parameters  {', '.join(f'{k}={_value(x)}' for k, x in sorted(v.hyperparameters.items()))}\n")
+    out.write(f"  hyper-parameters  {', '.join(f'{k}={value_text(x)}' for k, x in sorted(v.hyperparameters.items()))}\n")
 
 
 def _diff(layout: OutputLayout, args, out) -> None:
-    from taxi_pipeline.runs.results import figure
+    from taxi_pipeline.runs.results import figure, value_text  # TFMA: after the capture starts
 
     _, a = _one(layout, args.a, args.model)
     _, b = _one(layout, args.b, args.model)
@@ -128,7 +122,7 @@ def _diff(layout: OutputLayout, args, out) -> None:
         change = f"{vb - va:+.4f}" if va is not None and vb is not None else ""
         rows.append((name, figure(va) if va is not None else "", figure(vb) if vb is not None else "", change))
     for name in sorted(set(a.hyperparameters) | set(b.hyperparameters)):
-        rows.append((name, _value(a.hyperparameters.get(name, "")), _value(b.hyperparameters.get(name, ""))))
+        rows.append((name, value_text(a.hyperparameters.get(name, "")), value_text(b.hyperparameters.get(name, ""))))
     width = max(len(r[0]) for r in rows)
     out.write(f"{'':<{width}}  {a.version:<26}  {b.version}\n")
     for row in rows:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_data_validation.utils import anomalies_util
@@ -38,18 +38,8 @@ def _count(n: float) -> str:
     return f"{n:,.0f}"
 
 
-def _figures(values: Dict[str, float]) -> str:
-    return ", ".join(f"{name} {results.figure(v)}" for name, v in values.items())
-
-
-def _size(path: str) -> int:
-    return sum(
-        os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names
-    )
-
-
 def _examples(artifact: Artifact, _: Sequence[str]) -> str:
-    return f"splits {', '.join(_splits(artifact))} ({_size(artifact.uri) / 2**20:.1f} MiB)"
+    return f"splits {', '.join(_splits(artifact))} ({results.disk_size(artifact.uri) / 2**20:.1f} MiB)"
 
 
 def _statistics(artifact: Artifact, _: Sequence[str]) -> str:
@@ -95,11 +85,11 @@ def _training(artifact: Artifact, _: Sequence[str]) -> str:
     with open(path, encoding="utf-8") as f:
         summary = json.load(f)
     shown = {name: v for name, v in summary.items() if name == "loss" or name.startswith("val_")}
-    return f"{_count(summary['steps'])} steps, " + _figures(shown)
+    return f"{_count(summary['steps'])} steps, " + results.figures(shown)
 
 
 def _evaluation(artifact: Artifact, headline: Sequence[str]) -> str:
-    return _figures(results.overall_metrics(artifact.uri, headline))
+    return results.figures(results.overall_metrics(artifact.uri, headline))
 
 
 def _blessing(artifact: Artifact, _: Sequence[str]) -> str:
@@ -117,22 +107,18 @@ def _pushed(artifact: Artifact, _: Sequence[str]) -> str:
     return f"pushed version {os.path.basename(destination.rstrip('/'))} to {os.path.dirname(destination.rstrip('/'))}"
 
 
-def _value(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def _hyperparameters(artifact: Artifact, _: Sequence[str]) -> str:
     path = os.path.join(artifact.uri, tuning.BEST_HYPERPARAMETERS_FILE)
     if not os.path.exists(path):
         return ""
     with open(path, encoding="utf-8") as f:
         values = json.load(f).get("values", {})
-    return "best " + ", ".join(f"{name}={_value(value)}" for name, value in sorted(values.items()))
+    return "best " + ", ".join(f"{name}={results.value_text(value)}" for name, value in sorted(values.items()))
 
 
 def _trials(artifact: Artifact, _: Sequence[str]) -> str:
     trials = tuning.read_trials(artifact.uri)
-    return f"{len(trials)} trials, best score {_value(trials[0]['score'])}" if trials else "no trial completed"
+    return f"{len(trials)} trials, best score {results.value_text(trials[0]['score'])}" if trials else "no trial completed"
 
 
 # (output key, artifact type) → description, in the order parts are joined.

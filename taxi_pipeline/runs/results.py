@@ -7,6 +7,7 @@ latest evaluation and pushed model without hand-copied paths.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -20,6 +21,23 @@ from tfx.types import standard_artifacts
 def figure(value: float) -> str:
     """A metric as the runners print it: counts whole, rates to four places."""
     return f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"
+
+
+def figures(values: Mapping[str, float]) -> str:
+    """`auc 0.9224, example_count 686`."""
+    return ", ".join(f"{name} {figure(value)}" for name, value in values.items())
+
+
+def value_text(value: object) -> str:
+    """A hyper-parameter value as the runners, tables and registry show it."""
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value) if isinstance(value, list) else str(value)
+
+
+def disk_size(path: str) -> int:
+    """Bytes in a file, or in every file under a folder (0 if neither)."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
 
 
 @dataclasses.dataclass

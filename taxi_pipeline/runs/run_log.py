@@ -36,7 +36,6 @@ class RunLog:
             stream.flush()
         self.terminal: TextIO = _text(os.dup(1))
         self.terminal_err: TextIO = _text(os.dup(2))
-        self._terminal_err = self.terminal_err.fileno()
         self._saved_fds = (os.dup(1), os.dup(2))
         self._saved_streams = (sys.stdout, sys.stderr)
         self._stream: Optional[TextIO] = None
@@ -79,7 +78,7 @@ class RunLog:
             with os.fdopen(read_fd, "rb", buffering=0) as source:
                 while chunk := source.read(65536):
                     os.write(file_fd, chunk)
-                    os.write(self._terminal_err, chunk)
+                    os.write(self.terminal_err.fileno(), chunk)
             os.close(file_fd)
 
         self._copier = threading.Thread(target=copy, name="run-log-copier", daemon=True)

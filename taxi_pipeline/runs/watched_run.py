@@ -46,13 +46,7 @@ def error_message(error: BaseException) -> str:
 
 
 def _input_size(path: str) -> str:
-    if os.path.isdir(path):
-        size = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
-    elif os.path.exists(path):
-        size = os.path.getsize(path)
-    else:
-        return ""
-    return f"reading {size / 2**20:.1f} MiB"
+    return f"reading {results.disk_size(path) / 2**20:.1f} MiB" if os.path.exists(path) else ""
 
 
 def run(
