@@ -91,11 +91,12 @@ def test_a_failing_run_names_the_component_the_error_and_the_log(tmp_path, taxi_
     run = run_local_runner(str(tmp_path / "out"), "--data", _ragged_csv(tmp_path, taxi_frame), check=False)
     assert run.returncode == 1
     assert [(name, state) for _, name, state, _, _ in _finished(run.stdout)] == [("CsvExampleGen", "failed")]
-    assert "error: chicago-taxi: CsvExampleGen failed: ValueError: Columns do not match" in run.stderr
+    assert "error: chicago-taxi: CsvExampleGen failed: ValueError: " in run.stderr
+    assert "data.csv: CSV parse error: Expected 18 columns, got 3" in run.stderr
     assert "Traceback" not in run.stderr and "Traceback" not in run.stdout
     with open(_log_path(run.stderr)) as f:
         log = f.read()
-    assert "Traceback (most recent call last)" in log and "Columns do not match specified csv headers" in log
+    assert "Traceback (most recent call last)" in log and "CSV parse error: Expected 18 columns, got 3" in log
 
 
 def test_verbose_shows_the_logs_and_still_keeps_them(tmp_path, taxi_frame):

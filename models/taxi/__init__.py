@@ -3,12 +3,11 @@
 import dataclasses
 import os
 
-from tfx.components import CsvExampleGen
-
 from models.taxi import evaluation, features
 from models.taxi.model import Hyperparameters
 from taxi_pipeline.settings import REPO_ROOT
 from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.pipeline.csv_example_gen import CsvExampleGen
 from taxi_pipeline.pipeline.data_validation import check_csv_dir
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
