@@ -3,6 +3,7 @@
 import tensorflow_model_analysis as tfma
 
 from models.taxi import features
+from taxi_pipeline.modeling import binary_metrics
 from taxi_pipeline.modeling.blessing import blessing_thresholds
 
 # The candidate is blessed only above this AUC ...
@@ -27,17 +28,15 @@ def eval_config() -> tfma.EvalConfig:
         metrics_specs=[
             tfma.MetricsSpec(
                 metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
+                    # AUC, accuracy, precision, recall, calibration and the
+                    # example count, as TFMA computes them, in one pass.
                     tfma.MetricConfig(
-                        class_name="AUC",
+                        class_name=binary_metrics.BinaryClassification.__name__,
+                        module=binary_metrics.__name__,
                         per_slice_thresholds=blessing_thresholds(
                             AUC_LOWER_BOUND, AUC_REGRESSION_TOLERANCE
                         ),
                     ),
-                    tfma.MetricConfig(class_name="BinaryAccuracy"),
-                    tfma.MetricConfig(class_name="Precision"),
-                    tfma.MetricConfig(class_name="Recall"),
-                    tfma.MetricConfig(class_name="Calibration"),
                 ]
             )
         ],

@@ -1,0 +1,173 @@
+"""A binary classifier's headline metrics in one TFMA pass.
+
+TFMA's own AUC, BinaryAccuracy, Precision, Recall, Calibration and
+ExampleCount each run a combiner that converts every example of every slice
+through `metric_util.to_label_prediction_example_weight`: on the taxi eval
+split that is 75% of the Evaluator's time (about 90 µs per example and slice).
+`BinaryClassification` computes the same six metrics, under the same names and
+to the same values, with one combiner that only appends each example's label
+and score to arrays. At the end the AUC's calibration histogram is built from
+the arrays with numpy, bucketed as TFMA buckets, and handed to TFMA's own AUC
+computations (its 10,000 thresholds, interpolated), so the number is TFMA's;
+accuracy, precision and recall call a score above 0.5 positive, as TFMA does.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Optional
+
+import apache_beam as beam
+import numpy as np
+from tensorflow_model_analysis import metrics as tfma_metrics
+from tensorflow_model_analysis.metrics import calibration_histogram, metric_types
+
+AUC = "auc"
+NAMES = (AUC, "binary_accuracy", "precision", "recall", "calibration", "example_count")
+THRESHOLD = 0.5
+
+
+class Scores:
+    """Labels and scores of the examples seen so far; adds up over examples."""
+
+    def __init__(self):
+        self.labels: List[np.ndarray] = []
+        self.scores: List[np.ndarray] = []
+        self._pending_labels: List[float] = []
+        self._pending_scores: List[float] = []
+
+    def add(self, label: float, score: float) -> None:
+        self._pending_labels.append(label)
+        self._pending_scores.append(score)
+
+    def compact(self) -> "Scores":
+        if self._pending_labels:
+            self.labels.append(np.asarray(self._pending_labels, dtype=np.float32))
+            self.scores.append(np.asarray(self._pending_scores, dtype=np.float64))
+            self._pending_labels, self._pending_scores = [], []
+        if len(self.labels) > 1:
+            self.labels, self.scores = [np.concatenate(self.labels)], [np.concatenate(self.scores)]
+        return self
+
+    def __getstate__(self):  # what Beam pickles between bundles: two arrays
+        self.compact()
+        return self.__dict__
+
+    def merge(self, other: "Scores") -> "Scores":
+        other.compact()
+        self.compact()
+        self.labels += other.labels
+        self.scores += other.scores
+        return self.compact()
+
+    def metrics(self) -> Dict[str, float]:
+        self.compact()
+        labels = self.labels[0] if self.labels else np.zeros(0, np.float32)
+        scores = self.scores[0] if self.scores else np.zeros(0)
+        positive, called = labels > 0.5, scores > THRESHOLD
+        tp = float(np.sum(positive & called))
+        fp = float(np.sum(~positive & called))
+        fn = float(np.sum(positive & ~called))
+        n = len(labels)
+        return {
+            AUC: tfma_auc(labels, scores.astype(np.float64)),
+            "binary_accuracy": (n - fp - fn) / n if n else float("nan"),
+            "precision": tp / (tp + fp) if tp + fp else float("nan"),
+            "recall": tp / (tp + fn) if tp + fn else float("nan"),
+            "calibration": float(scores.sum() / labels.sum()) if labels.sum() else float("nan"),
+            "example_count": float(n),
+        }
+
+
+def tfma_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """TFMA's AUC of these labels and scores, from TFMA's own computations."""
+    computations = tfma_metrics.AUC().computations()
+    histogram_key = computations[0].keys[0]
+    # TFMA's bucket of a score (calibration_histogram's _bucket_index): 0 below
+    # the range, num_buckets + 1 at or above its end.
+    buckets = np.clip(np.floor(scores * calibration_histogram.DEFAULT_NUM_BUCKETS) + 1,
+                      0, calibration_histogram.DEFAULT_NUM_BUCKETS + 1).astype(np.int64)
+    ids, inverse = np.unique(buckets, return_inverse=True)
+    histogram = [
+        calibration_histogram.Bucket(int(i), float(pos), float(pred), float(n))
+        for i, pos, pred, n in zip(
+            ids,
+            np.bincount(inverse, weights=labels),
+            np.bincount(inverse, weights=scores),
+            np.bincount(inverse),
+        )
+    ]
+    metrics = {histogram_key: histogram}
+    for derived in computations[1:]:
+        metrics.update(derived.result(metrics))
+    return float(metrics[computations[-1].keys[0]])
+
+
+def _only(value, model_name: str) -> float:
+    """The one number TFMA holds for this model: a dict keyed by model name
+    when a baseline is evaluated too, an array of one value otherwise."""
+    if isinstance(value, dict):
+        value = value[model_name] if model_name in value else next(iter(value.values()))
+    return float(np.asarray(value).reshape(-1)[0])
+
+
+class _ScoresCombiner(beam.CombineFn):
+    def __init__(self, keys: Dict[str, metric_types.MetricKey]):
+        self._keys = keys
+        self._model_name = next(iter(keys.values())).model_name
+
+    def create_accumulator(self) -> Scores:
+        return Scores()
+
+    def add_input(self, scores: Scores, element: metric_types.StandardMetricInputs) -> Scores:
+        scores.add(_only(element.label, self._model_name), _only(element.prediction, self._model_name))
+        return scores
+
+    def merge_accumulators(self, accumulators: Iterable[Scores]) -> Scores:
+        accumulators = iter(accumulators)
+        total = next(accumulators)
+        for scores in accumulators:
+            total.merge(scores)
+        return total
+
+    def compact(self, scores: Scores) -> Scores:
+        return scores.compact()
+
+    def extract_output(self, scores: Scores) -> Dict[metric_types.MetricKey, float]:
+        values = scores.metrics()
+        return {key: values[name] for name, key in self._keys.items()}
+
+
+def _computations(
+    name: str = AUC,
+    eval_config=None,
+    model_names: Optional[List[str]] = None,
+    output_names: Optional[List[str]] = None,
+    example_weighted: bool = False,
+    **_,
+) -> metric_types.MetricComputations:
+    if example_weighted:
+        raise ValueError("BinaryClassification counts examples unweighted; use TFMA's own metrics with weights")
+    computations = []
+    for model_name in model_names or [""]:
+        for output_name in output_names or [""]:
+            keys = {
+                metric: metric_types.MetricKey(name=metric, model_name=model_name, output_name=output_name)
+                for metric in NAMES
+            }
+            computations.append(
+                metric_types.MetricComputation(keys=list(keys.values()), preprocessors=None, combiner=_ScoresCombiner(keys))
+            )
+    return computations
+
+
+class BinaryClassification(metric_types.Metric):
+    """TFMA metric: auc, binary_accuracy, precision, recall, calibration, example_count.
+
+    Named `auc`, so thresholds configured on it apply to the AUC.
+    """
+
+    def __init__(self, name: str = AUC):
+        super().__init__(_computations, name=name)
+
+
+metric_types.register_metric(BinaryClassification)
