@@ -28,6 +28,7 @@ from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types.channel import Channel
 from tfx.types.standard_artifacts import HyperParameters, Model, ModelBlessing
 
+from taxi_pipeline.modeling import lean_evaluation
 from taxi_pipeline.pipeline.data_gate import DataGate
 from taxi_pipeline.pipeline.evaluation_summary import EvaluationSummary, TuningSummary
 from taxi_pipeline.kubeflow.infra_validator import cluster_infra_validator
@@ -131,6 +132,8 @@ def create_pipeline(
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
         eval_config=model.eval_config(),
+        # TFMA's extractors, less the features no slice needs (its speed).
+        module_path=lean_evaluation.__name__,
     )
     summary = EvaluationSummary(
         evaluation=evaluator.outputs["evaluation"],
