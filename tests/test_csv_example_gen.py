@@ -135,3 +135,13 @@ def test_files_with_different_headers_are_refused(tmp_path):
     (tmp_path / "data" / "b.csv").write_text("a,c\n1,2\n")
     with pytest.raises(RuntimeError, match=r"b\.csv: header differs from that of .*a\.csv"):
         _run(csv_example_gen.Executor, str(tmp_path / "data"), str(tmp_path / "out"))
+
+
+def test_a_big_file_is_written_in_several_shards(tmp_path, taxi_frame, monkeypatch):
+    monkeypatch.setattr(csv_example_gen, "_BLOCK_BYTES", 32 << 10)  # the 2,000 rows: about eight blocks
+    (tmp_path / "data").mkdir()
+    taxi_frame.to_csv(tmp_path / "data" / "data.csv", index=False)
+    _run(csv_example_gen.Executor, str(tmp_path / "data"), str(tmp_path / "out"))
+    shards = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "out" / "Split-train" / "*.gz")))
+    assert len(shards) >= 3 and shards[0] == "data_tfrecord-00000-00000.gz"
+    assert sum(sum(c.values()) for c in _split_contents(str(tmp_path / "out")).values()) == len(taxi_frame)

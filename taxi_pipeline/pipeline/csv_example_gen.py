@@ -48,6 +48,8 @@ UNKNOWN, INT, FLOAT, STRING = range(4)
 _ARROW_TYPES = {INT: pa.int64(), FLOAT: pa.float32(), STRING: pa.binary(), UNKNOWN: pa.binary()}
 # Rows per unit of work: about 60,000 taxi rows, a few MB of examples.
 _BLOCK_BYTES = 8 << 20
+# Blocks per output file: about 125,000 taxi rows.
+_BLOCKS_PER_SHARD = 2
 # gzip level of the output TFRecords: level 1 writes 2.5× faster than the
 # default (6) for about 30% larger files, and reading them is no slower.
 _COMPRESSION_LEVEL = 1
@@ -193,30 +195,41 @@ def _widest(all_types: Sequence[Dict[str, int]]) -> Dict[str, int]:
 
 
 class _WriteExamples(beam.DoFn):
-    """Writes one CSV file's examples as one gzipped TFRecord shard per split."""
+    """Writes one CSV file's examples as gzipped TFRecord shards, per split.
 
-    def __init__(self, column_names: Sequence[str], split_dirs: Sequence[str], buckets: List[int], num_files: int):
+    A new shard every `_BLOCKS_PER_SHARD` blocks: a gzipped file is read
+    whole by one worker, so a big input needs several for the steps after
+    ExampleGen to spread over workers.
+    """
+
+    def __init__(self, column_names: Sequence[str], split_dirs: Sequence[str], buckets: List[int]):
         self._column_names = list(column_names)
         self._split_dirs = list(split_dirs)
         self._buckets = buckets
-        self._num_files = num_files
         self._rows = [beam.metrics.Metrics.counter("csv_example_gen", f"rows_{os.path.basename(d)}") for d in split_dirs]
 
     def process(self, indexed_path: Tuple[int, str], types: Dict[str, int]) -> Iterator[Tuple[str, int]]:
         index, path = indexed_path
         options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=_COMPRESSION_LEVEL)
-        shard = f"{write_split.DEFAULT_FILE_NAME}-{index:05d}-of-{self._num_files:05d}.gz"
-        writers = [tf.io.TFRecordWriter(os.path.join(d, shard), options) for d in self._split_dirs]
-        counts = [0] * len(writers)
+        writers: List[tf.io.TFRecordWriter] = []
+        counts = [0] * len(self._split_dirs)
+        written = 0
         threads = len(os.sched_getaffinity(0))
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             pending: collections.deque = collections.deque()
 
             def write_oldest():
+                nonlocal writers, written
+                if written % _BLOCKS_PER_SHARD == 0:
+                    for writer in writers:
+                        writer.close()
+                    shard = f"{write_split.DEFAULT_FILE_NAME}-{index:05d}-{written // _BLOCKS_PER_SHARD:05d}.gz"
+                    writers = [tf.io.TFRecordWriter(os.path.join(d, shard), options) for d in self._split_dirs]
                 for split, records in enumerate(pending.popleft().result()):
                     for record in records:
                         writers[split].write(record)
                     counts[split] += len(records)
+                written += 1
 
             for number, block in enumerate(_read_blocks(path, self._column_names)):
                 pending.append(pool.submit(_split_block, block, types, self._buckets, seed=index * 1_000_003 + number))
@@ -224,8 +237,9 @@ class _WriteExamples(beam.DoFn):
                     write_oldest()
             while pending:
                 write_oldest()
-        for writer, counter, count in zip(writers, self._rows, counts):
+        for writer in writers:
             writer.close()
+        for counter, count in zip(self._rows, counts):
             counter.inc(count)
         yield from ((os.path.basename(d), n) for d, n in zip(self._split_dirs, counts))
 
@@ -288,7 +302,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     paths
                     | f"Spread[{i}]" >> beam.Reshuffle()
                     | f"WriteExamples[{i}]" >> beam.ParDo(
-                        _WriteExamples(header, dirs, split_buckets, len(files)), beam.pvalue.AsSingleton(types)
+                        _WriteExamples(header, dirs, split_buckets), beam.pvalue.AsSingleton(types)
                     )
                     | f"RowsPerSplit[{i}]" >> beam.CombinePerKey(sum)
                     | f"LogRows[{i}]" >> beam.Map(lambda kv: logging.info("%s: %d examples", *kv))
