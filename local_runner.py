@@ -86,6 +86,12 @@ def _run_models(
         if summaries:
             run_id = new_run_id()
             log.write_to(layout.log_path(model.name, run_id))
+        model_beam_args = runner_flags.local_beam_args(beam_args, results.disk_size(data[model.name]))
+        if model_beam_args != beam_args:
+            display.print(
+                f"  {model.name}: {results.disk_size(data[model.name]) / 2**20:,.0f} MiB of input: Beam runs a worker "
+                f"per core ({' '.join(model_beam_args)})"
+            )
         pipeline = create_pipeline(
             model,
             pipeline_root=layout.pipeline_root(model),
@@ -93,7 +99,7 @@ def _run_models(
             serving_model_dir=layout.serving_model_dir(model),
             train_steps=args.train_steps,
             eval_steps=args.eval_steps,
-            beam_pipeline_args=beam_args,
+            beam_pipeline_args=model_beam_args,
             metadata_connection_config=sqlite_metadata_connection_config(layout.metadata_path),
             tuning=runner_flags.tuning(args),
             tune_trials=args.tune_trials,

@@ -123,6 +123,13 @@ def test_flags_split_beam_args_and_reject_bad_input(capsys):
     assert "--data" in capsys.readouterr().err
 
 
+def test_big_local_input_runs_a_beam_worker_per_core_unless_beam_args_say_otherwise():
+    big, small = runner_flags.MULTI_PROCESSING_FROM_BYTES, runner_flags.MULTI_PROCESSING_FROM_BYTES - 1
+    assert runner_flags.local_beam_args([], big) == ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    assert runner_flags.local_beam_args([], small) == []
+    assert runner_flags.local_beam_args(["--runner=DataflowRunner"], big) == ["--runner=DataflowRunner"]
+
+
 def test_unknown_model_is_named():
     with pytest.raises(ValueError, match="unknown model 'nope'; known models: "):
         models.get("nope")

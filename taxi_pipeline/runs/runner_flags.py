@@ -107,6 +107,22 @@ def parse(
     return args, beam_args
 
 
+# Local input at least this big runs on Beam's multi-processing DirectRunner, a
+# worker per core (the TFX penguin example's default); below it the workers'
+# start-up (about 15 s per Beam step) costs more than the second core saves.
+# Measured in bench/README.md: 1.5M taxi rows (192 MB) 732 s in memory, 610 s
+# in two workers; 150,000 rows (19 MB) 154 s in memory, 207 s in two workers.
+MULTI_PROCESSING_FROM_BYTES = 100 << 20
+MULTI_PROCESSING_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+
+
+def local_beam_args(beam_args: Sequence[str], data_bytes: int) -> List[str]:
+    """A local run's Beam arguments: the user's if any, else every core for big input."""
+    if beam_args or data_bytes < MULTI_PROCESSING_FROM_BYTES:
+        return list(beam_args)
+    return list(MULTI_PROCESSING_ARGS)
+
+
 def tuning(args: argparse.Namespace) -> Optional[str]:
     """The factory's `tuning` for --tune / --reuse_tuning (None: neither)."""
     return TUNE_SEARCH if args.tune else TUNE_LATEST if args.reuse_tuning else None
