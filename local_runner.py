@@ -86,10 +86,11 @@ def _run_models(
         if summaries:
             run_id = new_run_id()
             log.write_to(layout.log_path(model.name, run_id))
-        model_beam_args = runner_flags.local_beam_args(beam_args, results.disk_size(data[model.name]))
+        data_bytes = results.disk_size(data[model.name])
+        model_beam_args = runner_flags.local_beam_args(beam_args, data_bytes)
         if model_beam_args != beam_args:
             display.print(
-                f"  {model.name}: {results.disk_size(data[model.name]) / 2**20:,.0f} MiB of input: Beam runs a worker "
+                f"  {model.name}: {data_bytes / 2**20:,.0f} MiB of input: Beam runs a worker "
                 f"per core ({' '.join(model_beam_args)})"
             )
         pipeline = create_pipeline(

@@ -29,10 +29,10 @@ ODD_CSV = (
 )
 
 
-def _run(executor_class, data_dir: str, out_dir: str, output_config=None):
+def _run(executor_class, data_dir: str, out_dir: str, input_config=None, output_config=None):
     examples = standard_artifacts.Examples()
     examples.uri = out_dir
-    input_config = utils.make_default_input_config()
+    input_config = input_config or utils.make_default_input_config()
     output_config = output_config or utils.make_default_output_config(input_config)
     executor_class().Do(
         {},
@@ -41,7 +41,7 @@ def _run(executor_class, data_dir: str, out_dir: str, output_config=None):
             standard_component_specs.INPUT_BASE_KEY: data_dir,
             standard_component_specs.INPUT_CONFIG_KEY: json_format.MessageToJson(input_config),
             standard_component_specs.OUTPUT_CONFIG_KEY: json_format.MessageToJson(output_config),
-            standard_component_specs.OUTPUT_DATA_FORMAT_KEY: 6,  # FORMAT_TF_EXAMPLE
+            standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
         },
     )
     return examples
@@ -94,13 +94,8 @@ def test_input_splits_are_kept_as_they_are(tmp_path, taxi_frame):
         example_gen_pb2.Input.Split(name="train", pattern="train/*"),
         example_gen_pb2.Input.Split(name="eval", pattern="eval/*"),
     ])
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "out")
-    csv_example_gen.Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, {
-        standard_component_specs.INPUT_BASE_KEY: str(tmp_path / "data"),
-        standard_component_specs.INPUT_CONFIG_KEY: json_format.MessageToJson(input_config),
-        standard_component_specs.OUTPUT_CONFIG_KEY: json_format.MessageToJson(example_gen_pb2.Output()),
-    })
+    examples = _run(csv_example_gen.Executor, str(tmp_path / "data"), str(tmp_path / "out"),
+                    input_config, example_gen_pb2.Output())
     counts = {name: sum(c.values()) for name, c in _split_contents(examples.uri).items()}
     assert counts == {"Split-train": 300, "Split-eval": 100}
 

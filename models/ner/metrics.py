@@ -18,6 +18,7 @@ import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
 from models.ner.chunks import Span, spans, tag_spans
+from taxi_pipeline.modeling.blessing import combiner_per_model_and_output
 
 TYPE_SPACE = 1 << 20
 PAD = -1
@@ -128,26 +129,13 @@ def _computations(
     example_weighted: bool = False,
     **_,
 ) -> metric_types.MetricComputations:
-    computations = []
-    for model_name in model_names or [""]:
-        for output_name in output_names or [""]:
-            keys = {
-                metric: metric_types.MetricKey(
-                    name=metric,
-                    model_name=model_name,
-                    output_name=output_name,
-                    example_weighted=example_weighted,
-                )
-                for metric in (ENTITY_F1, ENTITY_PRECISION, ENTITY_RECALL, TOKEN_ACCURACY)
-            }
-            computations.append(
-                metric_types.MetricComputation(
-                    keys=list(keys.values()),
-                    preprocessors=None,
-                    combiner=_EntityCombiner(keys, eval_config),
-                )
-            )
-    return computations
+    return combiner_per_model_and_output(
+        (ENTITY_F1, ENTITY_PRECISION, ENTITY_RECALL, TOKEN_ACCURACY),
+        lambda keys: _EntityCombiner(keys, eval_config),
+        model_names,
+        output_names,
+        example_weighted,
+    )
 
 
 class EntityMetrics(metric_types.Metric):

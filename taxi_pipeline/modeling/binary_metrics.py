@@ -21,6 +21,8 @@ import numpy as np
 from tensorflow_model_analysis import metrics as tfma_metrics
 from tensorflow_model_analysis.metrics import calibration_histogram, metric_types
 
+from taxi_pipeline.modeling.blessing import combiner_per_model_and_output
+
 AUC = "auc"
 NAMES = (AUC, "binary_accuracy", "precision", "recall", "calibration", "example_count")
 THRESHOLD = 0.5
@@ -69,7 +71,7 @@ class Scores:
         fn = float(np.sum(positive & ~called))
         n = len(labels)
         return {
-            AUC: tfma_auc(labels, scores.astype(np.float64)),
+            AUC: tfma_auc(labels, scores),
             "binary_accuracy": (n - fp - fn) / n if n else float("nan"),
             "precision": tp / (tp + fp) if tp + fp else float("nan"),
             "recall": tp / (tp + fn) if tp + fn else float("nan"),
@@ -147,17 +149,7 @@ def _computations(
 ) -> metric_types.MetricComputations:
     if example_weighted:
         raise ValueError("BinaryClassification counts examples unweighted; use TFMA's own metrics with weights")
-    computations = []
-    for model_name in model_names or [""]:
-        for output_name in output_names or [""]:
-            keys = {
-                metric: metric_types.MetricKey(name=metric, model_name=model_name, output_name=output_name)
-                for metric in NAMES
-            }
-            computations.append(
-                metric_types.MetricComputation(keys=list(keys.values()), preprocessors=None, combiner=_ScoresCombiner(keys))
-            )
-    return computations
+    return combiner_per_model_and_output(NAMES, _ScoresCombiner, model_names, output_names)
 
 
 class BinaryClassification(metric_types.Metric):
