@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis import constants
 
 from taxi_pipeline.modeling import binary_metrics, lean_evaluation
 
@@ -72,6 +73,9 @@ def test_the_same_values_as_tfmas_own_metrics(scored_examples, tmp_path):
 
 def test_lean_extractors_give_the_same_metrics(scored_examples, tmp_path):
     metrics = [tfma.MetricConfig(class_name="BinaryClassification", module=binary_metrics.__name__)]
+    config = tfma.EvalConfig(slicing_specs=[tfma.SlicingSpec(feature_keys=["group"])],
+                             metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+    assert lean_evaluation.why_not_batched(config) is None  # whole batches per slice
     lean = _metrics(scored_examples, str(tmp_path / "lean"), metrics, lean=True)
     default = _metrics(scored_examples, str(tmp_path / "default"), metrics)
     assert set(lean) == set(default) and len(default) == 4
@@ -94,9 +98,49 @@ def test_pruning_keeps_what_slices_need_in_each_models_layout():
     assert pruned["labels"] == [1.0] and extracts["features"]["fare"] == [2.0]
 
 
-def test_the_pruning_runs_just_before_tfmas_unbatching():
-    config = tfma.EvalConfig(model_specs=[tfma.ModelSpec(label_key="label", prediction_key="score")])
-    stages = [e.stage_name for e in lean_evaluation.custom_extractors(None, config, None)]
-    defaults = [e.stage_name for e in tfma.default_extractors(eval_config=config)]
-    at = stages.index("DropFeaturesNoSliceNeeds")
-    assert stages[:at] + stages[at + 1:] == defaults and stages[at + 1] == "ExtractUnbatchedInputs"
+def _config(*metric_names: str, **options) -> tfma.EvalConfig:
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(label_key="label", prediction_key="score")],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["group"])],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name=name, module=binary_metrics.__name__ if name == "BinaryClassification" else "")
+            for name in metric_names
+        ])],
+        options=tfma.Options(**options),
+    )
+
+
+def test_extractors_slice_whole_batches_only_when_every_metric_reads_them():
+    defaults = [e.stage_name for e in tfma.default_extractors(eval_config=_config("BinaryClassification"))]
+    at, after = defaults.index("ExtractUnbatchedInputs"), defaults.index("ExtractSliceKeys")
+    batched = [e.stage_name for e in lean_evaluation.custom_extractors(None, _config("BinaryClassification"), None)]
+    assert batched == defaults[:at] + ["DropFeaturesNoSliceNeeds", "ExtractSliceKeys"] + defaults[after + 1:]
+    assert after == at + 1
+
+    single = [e.stage_name for e in lean_evaluation.custom_extractors(None, _config("ExampleCount"), None)]
+    assert single == defaults[:at] + ["DropFeaturesNoSliceNeeds"] + defaults[at:]
+
+    assert "ExampleCount" in lean_evaluation.why_not_batched(_config("BinaryClassification", "ExampleCount"))
+    assert "confidence" in lean_evaluation.why_not_batched(
+        _config("BinaryClassification", compute_confidence_intervals={"value": True}))
+    assert "slice size" in lean_evaluation.why_not_batched(
+        _config("BinaryClassification", min_slice_size={"value": 10}))
+
+
+def test_a_batch_becomes_one_element_per_slice_with_its_rows_of_each_model():
+    config = _config("BinaryClassification")
+    batch = {
+        "features": {"group": np.array([[b"a"], [b"b"], [b"a"], [b"b"], [b"a"]], dtype=object)},
+        "labels": np.array([1.0, 0.0, 0.0, 1.0, 1.0]),
+        "predictions": {"candidate": np.array([0.9, 0.2, 0.4, 0.7, 0.6]),
+                        "baseline": np.array([0.8, 0.1, 0.3, 0.6, 0.5])},
+        "example_weights": None,
+    }
+    elements = list(lean_evaluation._SliceBatches(config).process(batch))
+    by_slice = {tuple(e[constants.SLICE_KEY_TYPES_KEY])[0]: e for e in elements}
+    assert set(by_slice) == {(), (("group", "a"),), (("group", "b"),)}
+    a = by_slice[(("group", "a"),)]
+    assert a["labels"].tolist() == [1.0, 0.0, 1.0]
+    assert a["predictions"]["baseline"].tolist() == [0.8, 0.3, 0.5]
+    assert by_slice[()]["predictions"]["candidate"].tolist() == batch["predictions"]["candidate"].tolist()
+    assert "features" not in a and "example_weights" not in a

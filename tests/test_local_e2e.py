@@ -14,6 +14,7 @@ import local_runner
 from models.taxi import features
 from taxi_pipeline.runs import results
 from taxi_pipeline.explore import data, outputs
+from taxi_pipeline.modeling import binary_metrics
 from taxi_pipeline.modeling.examples import to_tf_example
 from taxi_pipeline.runs.layout import OutputLayout
 from taxi_pipeline.pipeline.data_validation import InputDataError
@@ -57,6 +58,51 @@ def test_evaluation_summary_for_the_kubeflow_run_page(taxi_run):
         text = f.read()
     assert text.startswith("## Model BLESSED")
     assert "| Overall |" in text and "| trip_start_hour = 0 |" in text and "| payment_type = Cash |" in text
+
+
+def _rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The exact ROC AUC (Mann-Whitney, ties counted half)."""
+    positive, negative = scores[labels], scores[~labels]
+    below = np.searchsorted(np.sort(negative), positive, side="left")
+    ties = np.searchsorted(np.sort(negative), positive, side="right") - below
+    return float((below + ties / 2).sum() / (len(positive) * len(negative)))
+
+
+def test_the_evaluators_metrics_are_those_of_the_model_on_the_eval_split(taxi_run):
+    """The Evaluator (batches grouped by slice, not single examples) against
+    the trained model scoring the eval split in-process, slice by slice."""
+    import glob
+
+    import tensorflow_model_analysis as tfma
+
+    found = outputs.find(taxi_run[0], "taxi")
+    model = tf.saved_model.load(os.path.join(found.latest_artifact("Model").uri, "Format-Serving"))
+    (examples,) = glob.glob(os.path.join(taxi_run[0], "pipelines", "chicago-taxi", "CsvExampleGen", "examples", "*"))
+    files = glob.glob(os.path.join(examples, "Split-eval", "*"))
+    records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    scores = model.signatures["score_stored_examples"](examples=tf.constant(records))["probabilities"]
+    scores = scores.numpy().reshape(-1)
+    parsed = [tf.train.Example.FromString(r).features.feature for r in records]
+    fare, tips = (np.array([(f[k].float_list.value or [0.0])[0] for f in parsed], np.float32) for k in ("fare", "tips"))
+    labels = tips > fare * np.float32(0.2)  # the label's definition, in the model's float32
+    payment = np.array([(f["payment_type"].bytes_list.value or [b""])[0].decode() for f in parsed])
+
+    result = tfma.load_eval_result(found.latest_evaluation().uri)
+    by_slice = {key: m[""][""] for key, m in result.slicing_metrics}
+    assert len(by_slice) > 3, "overall and per slice"
+    for key, rows in [((), np.ones(len(labels), bool))] + [
+        ((("payment_type", kind),), payment == kind) for kind in sorted(set(payment) - {""})
+    ]:
+        metrics = {name: value["doubleValue"] for name, value in by_slice[key].items()}
+        assert metrics["example_count"] == rows.sum(), key
+        called = scores[rows] > 0.5
+        assert metrics["binary_accuracy"] == pytest.approx(np.mean(called == labels[rows]), abs=1e-9), key
+        if 0 < labels[rows].sum() < rows.sum():
+            # TFMA's AUC (its 10,000 score buckets: test_fast_evaluation.py) is
+            # within a few thousandths of the exact one.
+            tfma_auc = binary_metrics.tfma_auc(labels[rows].astype(np.float32), scores[rows])
+            assert metrics["auc"] == pytest.approx(tfma_auc, abs=1e-9), key
+            assert metrics["auc"] == pytest.approx(_rank_auc(labels[rows], scores[rows]), abs=5e-3), key
 
 
 def _states_of_latest_run(metadata_path):

@@ -1,6 +1,7 @@
 """TFMA configuration for the taxi model: metrics, slices and blessing thresholds."""
 
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis import constants as tfma_constants
 
 from models.taxi import features
 from taxi_pipeline.modeling import binary_metrics
@@ -18,6 +19,9 @@ def eval_config() -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
+                # Said, not guessed: TFMA would otherwise try a whole Keras
+                # load of the model (saved as signatures alone) first.
+                model_type=tfma_constants.TF_GENERIC,
                 signature_name="score_stored_examples",
                 label_key=features.transformed_name(features.LABEL_KEY),
                 preprocessing_function_names=["transform_features"],

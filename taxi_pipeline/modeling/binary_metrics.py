@@ -34,18 +34,16 @@ class Scores:
     def __init__(self):
         self.labels: List[np.ndarray] = []
         self.scores: List[np.ndarray] = []
-        self._pending_labels: List[float] = []
-        self._pending_scores: List[float] = []
 
-    def add(self, label: float, score: float) -> None:
-        self._pending_labels.append(label)
-        self._pending_scores.append(score)
+    def add(self, labels: np.ndarray, scores: np.ndarray) -> None:
+        """One example's label and score, or many examples' (same length)."""
+        if labels.shape != scores.shape:
+            raise ValueError(f"{labels.size} labels for {scores.size} scores: a binary classifier has one score "
+                             "per example")
+        self.labels.append(labels.astype(np.float32, copy=False))
+        self.scores.append(scores.astype(np.float64, copy=False))
 
     def compact(self) -> "Scores":
-        if self._pending_labels:
-            self.labels.append(np.asarray(self._pending_labels, dtype=np.float32))
-            self.scores.append(np.asarray(self._pending_scores, dtype=np.float64))
-            self._pending_labels, self._pending_scores = [], []
         if len(self.labels) > 1:
             self.labels, self.scores = [np.concatenate(self.labels)], [np.concatenate(self.scores)]
         return self
@@ -104,12 +102,13 @@ def tfma_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(metrics[computations[-1].keys[0]])
 
 
-def _only(value, model_name: str) -> float:
-    """The one number TFMA holds for this model: a dict keyed by model name
-    when a baseline is evaluated too, an array of one value otherwise."""
+def _values(value, model_name: str) -> np.ndarray:
+    """The numbers TFMA holds for this model (a dict keyed by model name when a
+    baseline is evaluated too), one per example: one example's, or a slice of
+    a batch's (`lean_evaluation`)."""
     if isinstance(value, dict):
         value = value[model_name] if model_name in value else next(iter(value.values()))
-    return float(np.asarray(value).reshape(-1)[0])
+    return np.asarray(value).reshape(-1)
 
 
 class _ScoresCombiner(beam.CombineFn):
@@ -121,7 +120,7 @@ class _ScoresCombiner(beam.CombineFn):
         return Scores()
 
     def add_input(self, scores: Scores, element: metric_types.StandardMetricInputs) -> Scores:
-        scores.add(_only(element.label, self._model_name), _only(element.prediction, self._model_name))
+        scores.add(_values(element.label, self._model_name), _values(element.prediction, self._model_name))
         return scores
 
     def merge_accumulators(self, accumulators: Iterable[Scores]) -> Scores:
@@ -155,8 +154,11 @@ def _computations(
 class BinaryClassification(metric_types.Metric):
     """TFMA metric: auc, binary_accuracy, precision, recall, calibration, example_count.
 
-    Named `auc`, so thresholds configured on it apply to the AUC.
+    Named `auc`, so thresholds configured on it apply to the AUC. Reads
+    whole batches of a slice as readily as single examples.
     """
+
+    reads_batches = True
 
     def __init__(self, name: str = AUC):
         super().__init__(_computations, name=name)
