@@ -98,10 +98,10 @@ def test_pruning_keeps_what_slices_need_in_each_models_layout():
     assert pruned["labels"] == [1.0] and extracts["features"]["fare"] == [2.0]
 
 
-def _config(*metric_names: str, **options) -> tfma.EvalConfig:
+def _config(*metric_names: str, slice_by=("group",), **options) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(label_key="label", prediction_key="score")],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["group"])],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[key]) for key in slice_by],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name=name, module=binary_metrics.__name__ if name == "BinaryClassification" else "")
             for name in metric_names
@@ -144,3 +144,9 @@ def test_a_batch_becomes_one_element_per_slice_with_its_rows_of_each_model():
     assert a["predictions"]["baseline"].tolist() == [0.8, 0.3, 0.5]
     assert by_slice[()]["predictions"]["candidate"].tolist() == batch["predictions"]["candidate"].tolist()
     assert "features" not in a and "example_weights" not in a
+
+    # Overall only: no slicing feature is left after pruning, every row goes on.
+    overall_only = lean_evaluation.prune(batch, set())
+    (element,) = lean_evaluation._SliceBatches(_config("BinaryClassification", slice_by=())).process(overall_only)
+    assert tuple(element[constants.SLICE_KEY_TYPES_KEY]) == ((),)
+    assert element["labels"].tolist() == batch["labels"].tolist()

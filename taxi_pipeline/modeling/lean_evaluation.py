@@ -123,6 +123,16 @@ def _take(value: Any, rows: np.ndarray) -> Any:
     return util.merge_extracts([examples[i] for i in rows], squeeze_two_dim_vector=False)["value"]
 
 
+def _batch_size(batch: Dict[str, Any]) -> int:
+    """Examples in a batched extract: rows of its Arrow batch, else of its labels or predictions."""
+    if batch.get(constants.ARROW_RECORD_BATCH_KEY) is not None:
+        return batch[constants.ARROW_RECORD_BATCH_KEY].num_rows
+    for name in _METRIC_INPUTS:
+        if batch.get(name) is not None:
+            return len(util.split_extracts({name: batch[name]}))
+    raise ValueError(f"a batch of extracts without examples: keys {sorted(batch)}")
+
+
 class _SliceBatches(beam.DoFn):
     """Batch of extracts → one extract per slice key holding that slice's
     examples' labels, predictions and weights."""
@@ -138,7 +148,12 @@ class _SliceBatches(beam.DoFn):
                    if batch.get(k) is not None}
         keys_by_signature: Dict[Any, Any] = {}
         rows_by_key: Dict[Any, List[int]] = collections.defaultdict(list)
-        for row, example in enumerate(util.split_extracts(slicing)):
+        size = _batch_size(batch)
+        # No slicing feature (the overall slice only) leaves nothing to split.
+        examples = util.split_extracts(slicing) or [{}] * size
+        if len(examples) != size:
+            raise ValueError(f"slicing features of {len(examples)} examples in a batch of {size}")
+        for row, example in enumerate(examples):
             signature = _signature(example)
             keys = keys_by_signature.get(signature)
             if keys is None:
