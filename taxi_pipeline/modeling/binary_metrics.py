@@ -26,6 +26,7 @@ from taxi_pipeline.modeling.blessing import combiner_per_model_and_output
 AUC = "auc"
 NAMES = (AUC, "binary_accuracy", "precision", "recall", "calibration", "example_count")
 THRESHOLD = 0.5
+_COMPACT_EVERY = 1024
 
 
 class Scores:
@@ -42,6 +43,8 @@ class Scores:
                              "per example")
         self.labels.append(labels.astype(np.float32, copy=False))
         self.scores.append(scores.astype(np.float64, copy=False))
+        if len(self.labels) >= _COMPACT_EVERY:  # one example at a time: keep few arrays
+            self.compact()
 
     def compact(self) -> "Scores":
         if len(self.labels) > 1:
