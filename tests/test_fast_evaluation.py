@@ -39,12 +39,19 @@ def scored_examples(tmp_path_factory) -> str:
     return path
 
 
-def _metrics(path: str, out: str, metrics, lean: bool = False) -> dict:
-    config = tfma.EvalConfig(
+def _config(*metric_names: str, slice_by=("group",), **options) -> tfma.EvalConfig:
+    return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(label_key="label", prediction_key="score")],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["group"])],
-        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[key]) for key in slice_by],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name=name, module=binary_metrics.__name__ if name == "BinaryClassification" else "")
+            for name in metric_names
+        ])],
+        options=tfma.Options(**options),
     )
+
+
+def _metrics(path: str, out: str, config: tfma.EvalConfig, lean: bool = False) -> dict:
     extractors = lean_evaluation.custom_extractors(None, config, None) if lean else None
     result = tfma.run_model_analysis(
         eval_config=config, extractors=extractors, data_location=path, output_path=out, file_format="tfrecords"
@@ -56,13 +63,10 @@ def _metrics(path: str, out: str, metrics, lean: bool = False) -> dict:
 
 
 def test_the_same_values_as_tfmas_own_metrics(scored_examples, tmp_path):
-    ours = _metrics(scored_examples, str(tmp_path / "ours"), [
-        tfma.MetricConfig(class_name="BinaryClassification", module=binary_metrics.__name__)
-    ])
-    theirs = _metrics(scored_examples, str(tmp_path / "tfma"), [
-        tfma.MetricConfig(class_name=name)
-        for name in ("AUC", "BinaryAccuracy", "Precision", "Recall", "Calibration", "ExampleCount")
-    ])
+    ours = _metrics(scored_examples, str(tmp_path / "ours"), _config("BinaryClassification"))
+    theirs = _metrics(scored_examples, str(tmp_path / "tfma"), _config(
+        "AUC", "BinaryAccuracy", "Precision", "Recall", "Calibration", "ExampleCount"
+    ))
     assert set(ours) == set(theirs) and len(theirs) == 4
     for slice_key, expected in theirs.items():
         assert set(ours[slice_key]) == set(expected) == set(binary_metrics.NAMES)
@@ -72,12 +76,10 @@ def test_the_same_values_as_tfmas_own_metrics(scored_examples, tmp_path):
 
 
 def test_lean_extractors_give_the_same_metrics(scored_examples, tmp_path):
-    metrics = [tfma.MetricConfig(class_name="BinaryClassification", module=binary_metrics.__name__)]
-    config = tfma.EvalConfig(slicing_specs=[tfma.SlicingSpec(feature_keys=["group"])],
-                             metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+    config = _config("BinaryClassification")
     assert lean_evaluation.why_not_batched(config) is None  # whole batches per slice
-    lean = _metrics(scored_examples, str(tmp_path / "lean"), metrics, lean=True)
-    default = _metrics(scored_examples, str(tmp_path / "default"), metrics)
+    lean = _metrics(scored_examples, str(tmp_path / "lean"), config, lean=True)
+    default = _metrics(scored_examples, str(tmp_path / "default"), config)
     assert set(lean) == set(default) and len(default) == 4
     for slice_key, expected in default.items():
         assert lean[slice_key] == pytest.approx(expected, rel=1e-9, nan_ok=True)
@@ -96,18 +98,6 @@ def test_pruning_keeps_what_slices_need_in_each_models_layout():
     assert pruned["features"] == {"hour": [1], "kind": [b"x"]}
     assert pruned["transformed_features"] == {"candidate": {"hour": [1]}, "baseline": {}}
     assert pruned["labels"] == [1.0] and extracts["features"]["fare"] == [2.0]
-
-
-def _config(*metric_names: str, slice_by=("group",), **options) -> tfma.EvalConfig:
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(label_key="label", prediction_key="score")],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[key]) for key in slice_by],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name=name, module=binary_metrics.__name__ if name == "BinaryClassification" else "")
-            for name in metric_names
-        ])],
-        options=tfma.Options(**options),
-    )
 
 
 def test_extractors_slice_whole_batches_only_when_every_metric_reads_them():

@@ -11,8 +11,9 @@ Two steps, each taken only where it changes no number:
     dropped before the unbatching (with the taxi data's 18 raw and 15
     transformed features, that split was a third of the Evaluator's time);
   - when every metric adds up arrays of examples (`reads_batches`, like
-    `binary_metrics.BinaryClassification`) and nothing counts Beam elements
-    (no confidence intervals, no minimum slice size), a batch is not unbatched
+    `binary_metrics.BinaryClassification`) and nothing needs single examples
+    (`why_not_batched`: confidence intervals, a minimum slice size, cross or
+    SQL slices, compiled Keras metrics), a batch is not unbatched
     at all: its examples are grouped by slice key (TFMA's own slicer, once per
     distinct value of the slicing features) and each group goes on as one
     element holding its labels, predictions and weights. Where a batch holds
