@@ -10,7 +10,7 @@ from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
 from models.taxi import features
 from taxi_pipeline.modeling import examples
-from taxi_pipeline.modeling.training import fit, without_autograph
+from taxi_pipeline.modeling.training import fit, save_signatures, without_autograph
 from taxi_pipeline.modeling.tuning import Tuning, hyperparameter_values, tuner_fn_result
 
 LABEL = features.transformed_name(features.LABEL_KEY)
@@ -154,8 +154,11 @@ def export_serving_model(
     inferred from the data) and `transform_features` yields the transformed
     label: both feed TFMA.
     """
-    # Keep the transform layer tracked by the model so it is saved with it.
-    model.tft_layer = tf_transform_output.transform_features_layer()
+    # The saved root: the model and the transform layer, tracked so both are
+    # saved with the signatures that call them.
+    module = tf.Module()
+    module.model = model
+    module.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
     request_columns = {
         k: v for k, v in features.RAW_COLUMNS.items() if k != features.TIPS_KEY and k in raw_spec
@@ -165,7 +168,7 @@ def export_serving_model(
     def serve_tf_examples(serialized):
         parsed = examples.parse_examples(serialized, request_columns)
         raw = {k: _as_spec(v, raw_spec[k]) for k, v in parsed.items()}
-        return {"probabilities": model(model.tft_layer(raw))}
+        return {"probabilities": model(module.tft_layer(raw))}
 
     @tf.function(input_signature=[], autograph=False)
     def example_contract():
@@ -174,11 +177,11 @@ def export_serving_model(
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def score_stored_examples(serialized):
         raw = tf.io.parse_example(serialized, raw_spec)
-        return {"probabilities": model(model.tft_layer(raw))}
+        return {"probabilities": model(module.tft_layer(raw))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def transform_features(serialized):
-        return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
+        return module.tft_layer(tf.io.parse_example(serialized, raw_spec))
 
     signatures = {
         "serving_default": serve_tf_examples.get_concrete_function(),
@@ -186,7 +189,7 @@ def export_serving_model(
         "score_stored_examples": score_stored_examples.get_concrete_function(),
         "transform_features": transform_features.get_concrete_function(),
     }
-    tf.saved_model.save(model, path, signatures=signatures)
+    save_signatures(module, path, signatures)
 
 
 def _train(hparams: Hyperparameters, fn_args: FnArgs, label: str = "Trainer"):
