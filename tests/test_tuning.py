@@ -4,6 +4,7 @@ the Kubeflow packages carry the Tuner and the trials table."""
 
 import json
 import os
+import re
 
 import pytest
 import tensorflow as tf
@@ -47,11 +48,11 @@ def test_the_trainer_trains_with_the_best_trial(tuned):
     assert values == {k: v for k, v in trials[0].items() if k not in ("trial_id", "score")}
     # The exported model has the layers the best trial chose, not the defaults.
     _, model = _latest_output(store, "Trainer", "model")
-    loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
-    kernels = sorted((v for v in loaded.variables if v.name.startswith("dense") and "kernel" in v.name),
-                     key=lambda v: (len(v.name.split("/")[0]), v.name))
+    saved = tf.train.list_variables(os.path.join(model.uri, "Format-Serving", "variables", "variables"))
+    kernel = re.compile(r"model/layer_with_weights-(\d+)/kernel/")
+    widths = dict(sorted((int(m.group(1)), shape[-1]) for n, shape in saved if (m := kernel.match(n))))
     chosen = Hyperparameters.from_values(values).hidden_units
-    assert [k.shape[-1] for k in kernels] == chosen + [1]
+    assert list(widths.values()) == chosen + [1]
     # Same values, same seed: the Trainer reproduces the best trial's score.
     _, run = _latest_output(store, "Trainer", "model_run")
     with open(os.path.join(run.uri, "training_summary.json")) as f:
