@@ -17,7 +17,7 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import runtime_parameter_utils
 
 from taxi_pipeline.pipeline.definition import ModelDefinition
-from taxi_pipeline.runs import component_results, results
+from taxi_pipeline.runs import beam_overhead, component_results, results
 from taxi_pipeline.runs.progress import ComponentWatcher, PipelineFailed, PlainDisplay
 
 
@@ -71,6 +71,8 @@ def run(
     display.print(f"{name}: run {run_id}")
     root = logging.getLogger()
     root.addHandler(watcher)
+    # Every component's Beam pipeline runs in this process.
+    beam_overhead.install()
     try:
         _LocalDagRunnerWithRunId(run_id).run(pipeline)
     except Exception as e:
