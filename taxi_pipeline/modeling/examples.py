@@ -117,40 +117,48 @@ def parse_examples(serialized: tf.Tensor, columns: Mapping[str, str]) -> Dict[st
         parsed.update(tf.cond(
             as_declared,
             lambda: dict(tf.io.parse_example(serialized, {n: specs[n] for n in numeric})),
-            lambda: _either_numeric(serialized, numeric, example_of, keys, lists),
+            lambda: _either_numeric(serialized, numeric, example_of, keys, match, lists),
         ))
     return parsed
 
 
-def _either_numeric(serialized, numeric, example_of, keys, lists) -> Dict[str, tf.sparse.SparseTensor]:
-    """Numeric columns from either list, per column (see parse_examples)."""
-    batch = tf.shape(serialized, out_type=tf.int64)[0]
+def _either_numeric(serialized, numeric, example_of, keys, match, lists) -> Dict[str, tf.sparse.SparseTensor]:
+    """Numeric columns from either list (see parse_examples), all columns at
+    once: the graph has the same few ops however many columns there are (built
+    per column, this branch was most of the taxi model's export and load time)."""
+    names = list(numeric)
+    others = len(names)  # the partition of features not declared
     (floats,) = _decode(lists[1], "FloatList", ["value"], [tf.float32])
     (ints,) = _decode(lists[2], "Int64List", ["value"], [tf.int64])
-    parsed, checks = {}, []
-    for name, kind in numeric.items():
-        mine = tf.equal(keys, name)
-        if kind == FLOAT:
-            own = tf.concat([floats, tf.cast(ints, tf.float32)], axis=1)
-        else:
-            whole = tf.equal(floats.flat_values, tf.round(floats.flat_values))
-            mine_floats = tf.repeat(mine, floats.row_lengths())
-            checks.append(
-                tf.debugging.Assert(
-                    tf.reduce_all(tf.logical_or(whole, tf.logical_not(mine_floats))),
-                    [f"feature {name!r} holds a fraction: it takes int64_list, or float_list of whole numbers"],
-                )
-            )
-            own = tf.concat([ints, tf.cast(floats, tf.int64)], axis=1)
-        own = tf.ragged.boolean_mask(own, mine)  # [entries of this feature, (values)]
-        rows = tf.gather(tf.boolean_mask(example_of, mine), own.value_rowids())
-        positions = tf.range(tf.shape(own.flat_values, out_type=tf.int64)[0]) - tf.gather(
-            own.row_starts(), own.value_rowids()
-        )
-        width = tf.reduce_max(tf.concat([own.row_lengths(), [0]], axis=0))
-        parsed[name] = tf.sparse.SparseTensor(tf.stack([rows, positions], axis=1), own.flat_values, [batch, width])
-    with tf.control_dependencies(checks):
+    column = tf.where(
+        tf.reduce_any(match, axis=1), tf.argmax(tf.cast(match, tf.int32), axis=1, output_type=tf.int32), others
+    )  # [entries]
+    int_column = tf.gather(tf.constant([numeric[n] == INT for n in names] + [False]), column)
+    fraction = tf.logical_and(int_column, tf.reduce_any(tf.not_equal(floats, tf.round(floats)), axis=1))
+    check = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(fraction)),
+        ["features holding a fraction (an INT column takes int64_list, or float_list of whole numbers):",
+         tf.strings.reduce_join(tf.unique(tf.boolean_mask(keys, fraction)).y, separator=", ")],
+    )
+    # Every entry's values in both types (an entry has one list, so the two
+    # share their row structure); each column takes its declared one.
+    as_int = tf.concat([ints, tf.cast(floats, tf.int64)], axis=1)
+    as_float = tf.concat([floats, tf.cast(ints, tf.float32)], axis=1)
+    entry = as_int.value_rowids()
+    positions = tf.range(tf.shape(entry, out_type=tf.int64)[0]) - tf.gather(as_int.row_starts(), entry)
+    indices = tf.stack([tf.gather(example_of, entry), positions], axis=1)
+    value_column = tf.gather(column, entry)
+    index_parts = tf.dynamic_partition(indices, value_column, others + 1)
+    value_parts = {
+        INT: tf.dynamic_partition(as_int.flat_values, value_column, others + 1),
+        FLOAT: tf.dynamic_partition(as_float.flat_values, value_column, others + 1),
+    }
+    widths = tf.maximum(tf.math.unsorted_segment_max(as_int.row_lengths(), column, others + 1), 0)
+    batch = tf.shape(serialized, out_type=tf.int64)[0]
+    with tf.control_dependencies([check]):
         return {
-            name: tf.sparse.SparseTensor(tf.identity(v.indices), v.values, v.dense_shape)
-            for name, v in parsed.items()
+            name: tf.sparse.SparseTensor(
+                tf.identity(index_parts[i]), value_parts[numeric[name]][i], tf.stack([batch, widths[i]])
+            )
+            for i, name in enumerate(names)
         }
