@@ -3,4 +3,5 @@
 can watch (`watched_run`: its run id, `progress` lines per component, what
 each produced in `component_results`, the logs in a file by `run_log`), what
 a run produced, read back from ML Metadata (`results`), and the same in
-MLflow (`mlflow_log`)."""
+MLflow (`mlflow_log`); `beam_overhead` takes two fixed costs out of the
+in-process Beam a local run uses."""
