@@ -81,8 +81,8 @@ def parse_examples(serialized: tf.Tensor, columns: Mapping[str, str]) -> Dict[st
     Features not in `columns` are ignored; a value list of a type the column
     does not accept, a fraction in an INT column, or bytes that are no
     tf.Example, are an InvalidArgumentError naming the problem. Batches typed
-    as declared take one ParseExample; the decoding per column runs only for
-    batches that send the other numeric type.
+    as declared take one ParseExample; decoding the value lists themselves
+    runs only for batches that send the other numeric type.
     """
     serialized = tf.reshape(serialized, [-1])
     specs = {name: tf.io.VarLenFeature(DTYPES[kind]) for name, kind in columns.items()}
