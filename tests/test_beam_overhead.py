@@ -51,11 +51,6 @@ def _with_defaults(a, b=1, *rest, c=3, **kw):
     return a
 
 
-@classmethod
-def _unused(cls):
-    return cls
-
-
 CALLABLES = {
     "stateful process": _Stateful().process,
     "wrapped process": _Wrapped().process,
