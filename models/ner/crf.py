@@ -76,7 +76,7 @@ class CrfModel(tf.keras.Model):
         return [self.loss_tracker]
 
     def _transitions(self) -> Transitions:
-        return next(layer for layer in self.layers if isinstance(layer, Transitions))
+        return next(module for module in self.submodules if isinstance(module, Transitions))
 
     def transition_scores(self) -> Tuple[tf.Tensor, tf.Tensor]:
         """(transitions, start) with IOB's constraints, as the loss scores sequences."""
@@ -87,12 +87,20 @@ class CrfModel(tf.keras.Model):
         layer = self._transitions()
         return layer.learned, layer.learned_start
 
-    def _loss(self, x, y, training: bool) -> tf.Tensor:
+    def negative_log_likelihood(self, scores: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        """Mean over sentences of -log P(y | scores); y is 0 on padding."""
         transitions, start = self.transition_scores()
-        loss = -tf.reduce_mean(log_likelihood(self(x, training=training), y, y > 0, transitions, start))
+        return -tf.reduce_mean(log_likelihood(scores, y, y > 0, transitions, start))
+
+    def _loss(self, x, y, training: bool) -> tf.Tensor:
+        loss = self.data_loss(x, y, training)
         if self.losses:
             loss += tf.add_n(self.losses)
         return loss
+
+    def data_loss(self, x, y, training: bool) -> tf.Tensor:
+        """The loss on the data alone (no regularization terms)."""
+        return self.negative_log_likelihood(self(x, training=training), y)
 
     def _update(self, loss: tf.Tensor) -> Dict[str, tf.Tensor]:
         self.loss_tracker.update_state(loss)

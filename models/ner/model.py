@@ -8,7 +8,7 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
-from models.ner import crf, decoding, features, preprocessing, tokenizer
+from models.ner import adversarial, crf, decoding, features, preprocessing, tokenizer
 from models.ner.metrics import PAD
 from taxi_pipeline.modeling.training import fit, save_signatures, without_autograph
 from taxi_pipeline.modeling.tuning import Tuning, hyperparameter_values, tuner_fn_result
@@ -31,6 +31,9 @@ class Hyperparameters:
     # tag words it has never seen from their characters and context.
     word_dropout: float = 0.1
     lstm_layers: int = 1
+    # Distance (L2, per token) by which adversarial training moves each
+    # token's features; 0 turns it off.
+    adversarial_epsilon: float = 0.3
     learning_rate: float = 0.01
     batch_size: int = 32
     min_token_count: int = 2
@@ -97,28 +100,19 @@ def _char_cnn(char_ids: tf.Tensor, buckets: int, hparams: Hyperparameters) -> tf
     return tf.keras.layers.TimeDistributed(tf.keras.layers.GlobalMaxPooling1D())(x)
 
 
-def build_keras_model(
-    sizes: Dict[str, int], hparams: Hyperparameters, train_steps: int, tags: List[str]
-) -> tf.keras.Model:
-    """Embeddings of token, suffix and shape, and a character CNN per token
-    → Bi-LSTM → per-token tag scores → CRF (`crf.py`).
-
-    `tags` names the output ids (0 padding, the last the OOV bucket). The
-    token embedding masks id 0 and the CRF loss skips padding, so padding
-    neither trains nor scores. The character CNN lets the model read words it
-    has never seen.
-    """
+def _embedder(sizes: Dict[str, int], hparams: Hyperparameters) -> tf.keras.Model:
+    """Model inputs → (per-token features: embeddings of token, suffix and
+    shape and the character CNN's; token mask)."""
     inputs = {
         name: tf.keras.layers.Input(name=name, shape=(None,), dtype=tf.int64)
         for name in MODEL_INPUTS
     }
-    x = tf.keras.layers.concatenate(
+    token_ids = inputs[features.TOKEN_IDS]
+    embedded = tf.keras.layers.concatenate(
         [
-            tf.keras.layers.Embedding(
-                sizes[features.TOKEN_IDS], hparams.token_embedding, mask_zero=True
-            )(WordDropout(hparams.word_dropout, sizes[features.TOKEN_IDS] - 1, hparams.seed)(
-                inputs[features.TOKEN_IDS]
-            )),
+            tf.keras.layers.Embedding(sizes[features.TOKEN_IDS], hparams.token_embedding)(
+                WordDropout(hparams.word_dropout, sizes[features.TOKEN_IDS] - 1, hparams.seed)(token_ids)
+            ),
             tf.keras.layers.Embedding(sizes[features.SUFFIX_IDS], hparams.suffix_embedding)(
                 inputs[features.SUFFIX_IDS]
             ),
@@ -128,14 +122,42 @@ def build_keras_model(
             _char_cnn(inputs[features.CHAR_IDS], sizes[features.CHAR_IDS], hparams),
         ]
     )
-    x = tf.keras.layers.Dropout(hparams.dropout)(x)
+    return tf.keras.Model(inputs, [embedded, tf.math.greater(token_ids, 0)], name="embedder")
+
+
+def _head(width: int, hparams: Hyperparameters, tags: List[str]) -> tf.keras.Model:
+    """(per-token features, token mask) → Bi-LSTM → per-token tag scores,
+    with the CRF's transitions (`crf.py`)."""
+    embedded = tf.keras.layers.Input(shape=(None, width), name="features")
+    mask = tf.keras.layers.Input(shape=(None,), dtype=tf.bool, name="mask")
+    x = tf.keras.layers.Dropout(hparams.dropout)(embedded)
     for _ in range(hparams.lstm_layers):
         x = tf.keras.layers.Bidirectional(
             tf.keras.layers.LSTM(hparams.lstm_units, return_sequences=True)
-        )(x)
+        )(x, mask=mask)
         x = tf.keras.layers.Dropout(hparams.dropout)(x)
-    scores = tf.keras.layers.Dense(sizes[features.TAG_IDS])(x)
-    model = crf.CrfModel(inputs, crf.Transitions(*decoding.iob_transitions(tags), name="crf")(scores))
+    scores = tf.keras.layers.Dense(len(tags))(x)
+    return tf.keras.Model(
+        [embedded, mask], crf.Transitions(*decoding.iob_transitions(tags), name="crf")(scores), name="head"
+    )
+
+
+def build_keras_model(
+    sizes: Dict[str, int], hparams: Hyperparameters, train_steps: int, tags: List[str]
+) -> tf.keras.Model:
+    """Embeddings of token, suffix and shape, and a character CNN per token
+    → Bi-LSTM → per-token tag scores → CRF (`crf.py`), trained adversarially
+    (`adversarial.py`).
+
+    `tags` names the output ids (0 padding, the last the OOV bucket). The
+    Bi-LSTM and the CRF loss skip padding (token id 0), so padding neither
+    trains nor scores. The character CNN lets the model read words it has
+    never seen.
+    """
+    embedder = _embedder(sizes, hparams)
+    model = adversarial.AdversarialCrfModel(
+        embedder, _head(embedder.output[0].shape[-1], hparams, tags), hparams.adversarial_epsilon
+    )
     model.compile(
         # Cosine decay to zero over the run: the last steps refine instead of bouncing.
         optimizer=tf.keras.optimizers.Adam(

@@ -1,0 +1,91 @@
+"""Adversarial training of the NER tagger: what the extra loss term is, and that inference is untouched."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import taxi_pipeline  # noqa: F401  (Keras 2 before TensorFlow loads)
+import tensorflow as tf
+
+from models.ner import crf, features
+from models.ner.model import Hyperparameters, build_keras_model
+
+TAGS = ["<pad>", "O", "B-geo", "I-geo", "<oov>"]
+SIZES = {
+    features.TOKEN_IDS: 12,
+    features.SUFFIX_IDS: 9,
+    features.SHAPE_IDS: len(features.SHAPES),
+    features.CHAR_IDS: features.CHAR_BUCKETS,
+    features.TAG_IDS: len(TAGS),
+}
+
+
+def _batch(seed=0, batch=4, tokens=6):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, tokens + 1, size=batch)
+    lengths[0] = tokens
+    real = np.arange(tokens)[None, :] < lengths[:, None]
+    x = {
+        features.TOKEN_IDS: np.where(real, rng.integers(1, 11, (batch, tokens)), 0),
+        features.SUFFIX_IDS: np.where(real, rng.integers(1, 9, (batch, tokens)), 0),
+        features.SHAPE_IDS: np.where(real, rng.integers(1, len(features.SHAPES), (batch, tokens)), 0),
+        features.CHAR_IDS: np.repeat(np.where(real, rng.integers(1, 500, (batch, tokens)), 0), features.CHARS_PER_TOKEN, 1),
+    }
+    # A valid IOB sequence per sentence: O, then B-geo I-geo, repeated.
+    y = np.where(real, np.tile([1, 2, 3], tokens)[:tokens][None, :], 0)
+    return {k: tf.constant(v, tf.int64) for k, v in x.items()}, tf.constant(y, tf.int64)
+
+
+def _model(epsilon, **overrides):
+    hparams = dataclasses.replace(
+        Hyperparameters(), adversarial_epsilon=epsilon, dropout=0.0, word_dropout=0.0, **overrides
+    )
+    tf.keras.utils.set_random_seed(1)
+    return build_keras_model(SIZES, hparams, train_steps=10, tags=TAGS)
+
+
+def test_adversarial_term_is_the_loss_at_the_features_moved_along_the_gradient():
+    """To first order, moving each token's features by epsilon along its own
+    gradient raises the loss by epsilon times the sum of the gradients' norms."""
+    model = _model(epsilon=1e-3)
+    x, y = _batch()
+    clean = crf.CrfModel.data_loss(model, x, y, training=True)
+    features_, mask = model.embedder(x, training=True)
+    with tf.GradientTape() as tape:
+        tape.watch(features_)
+        again = model.negative_log_likelihood(model.head([features_, mask], training=True), y)
+    gradient_norms = tf.norm(tape.gradient(again, features_), axis=-1)
+    expected_rise = 1e-3 * float(tf.reduce_sum(gradient_norms))
+    total = float(model.data_loss(x, y, training=True))
+    assert expected_rise > 0
+    assert total - 2 * float(clean) == pytest.approx(expected_rise, rel=0.05)
+
+
+def test_padding_and_evaluation_see_no_perturbation():
+    model = _model(epsilon=5.0)
+    x, y = _batch()
+    # Evaluation losses and predictions are those of the clean input.
+    np.testing.assert_allclose(
+        model.data_loss(x, y, training=False), crf.CrfModel.data_loss(model, x, y, training=False)
+    )
+    features_, mask = model.embedder(x)
+    np.testing.assert_array_equal(mask.numpy(), x[features.TOKEN_IDS].numpy() > 0)
+    np.testing.assert_allclose(model(x), model.head([features_, mask]), rtol=1e-6)
+
+
+def test_without_epsilon_training_is_plain_crf_training():
+    model = _model(epsilon=0.0)
+    x, y = _batch()
+    np.testing.assert_allclose(
+        model.data_loss(x, y, training=True), crf.CrfModel.data_loss(model, x, y, training=True)
+    )
+
+
+def test_adversarial_training_still_learns():
+    model = _model(epsilon=0.3)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.02))
+    x, y = _batch(batch=16)
+    before = float(model.data_loss(x, y, training=False))
+    model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(60), epochs=1, verbose=0)
+    assert float(model.data_loss(x, y, training=False)) < before / 4
