@@ -45,10 +45,13 @@ def _search_space(hp) -> None:
     hp.Choice("lstm_units", [50, 100, 200])
     hp.Float("dropout", 0.2, 0.5, step=0.1)
     hp.Float("learning_rate", 3e-3, 3e-2, sampling="log")
+    hp.Choice("adversarial_epsilon", [0.0, 0.3, 0.5])
 
 
-# What --tune searches: embedding and LSTM sizes, dropout and learning rate,
-# for the lowest validation loss (the CRF's negative log-likelihood).
+# What --tune searches: embedding and LSTM sizes, dropout, learning rate and
+# the adversarial distance (0: off), for the lowest validation loss (the CRF's
+# negative log-likelihood on clean input, so trials with and without
+# adversarial training compare).
 TUNING = Tuning(search_space=_search_space, objective="val_loss", direction="min", max_trials=6)
 
 
