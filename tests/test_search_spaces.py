@@ -1,7 +1,7 @@
 """Each model's --tune search space searches only that model's own hyper-parameters.
 
-A name the model does not have would fail only at tuning time, after the data
-steps, or be silently ignored by the Trainer.
+A name the model does not have would only fail the first trial, after the
+data steps have run.
 """
 
 import importlib
