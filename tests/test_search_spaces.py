@@ -16,6 +16,6 @@ import models
 def test_search_space_names_only_the_models_hyperparameters(name):
     space = keras_tuner.HyperParameters()
     importlib.import_module(f"models.{name}.model").TUNING.search_space(space)
-    searched = set(space.values)
+    searched, known = set(space.values), set(models.get(name).hyperparameters)
     assert searched, f"{name}: empty search space"
-    assert searched <= set(models.get(name).hyperparameters), searched - set(models.get(name).hyperparameters)
+    assert searched <= known, f"{name} searches what it does not have: {sorted(searched - known)}"
