@@ -34,7 +34,7 @@ def main() -> None:
 
     from models.ner import readers, tokenizer
 
-    gold = [tokens for tokens, _ in readers.read_file(args.data)]
+    gold = [sentence.tokens for sentence in readers.read_file(args.data)]
     texts = [" ".join(tokens) for tokens in gold]
     start = time.perf_counter()
     tokens, starts, ends = tokenizer.tokenize_with_offsets(tf.constant(texts))

@@ -1,4 +1,4 @@
-"""Adversarial training of the NER tagger: what the extra loss term is, and that inference is untouched."""
+"""The NER tagger's training loss: what the adversarial and POS terms are, and that inference is untouched."""
 
 import dataclasses
 
@@ -80,6 +80,44 @@ def test_without_epsilon_training_is_plain_crf_training():
     np.testing.assert_allclose(
         model.data_loss(x, y, training=True), crf.CrfModel.data_loss(model, x, y, training=True)
     )
+
+
+POS_TAGS = 5  # padding, three POS tags, OOV
+
+
+def _with_pos(x, y):
+    """x with POS ids on the real tokens, but unknown (0) on the first sentence's first token."""
+    pos = np.where(y.numpy() > 0, (np.arange(y.shape[1]) % 3 + 1)[None, :], 0)
+    pos[0, 0] = 0
+    return {**x, features.POS_IDS: tf.constant(pos, tf.int64)}
+
+
+def test_pos_term_is_the_weighted_cross_entropy_of_known_pos_tags():
+    sizes = {**SIZES, features.POS_IDS: POS_TAGS}
+    tf.keras.utils.set_random_seed(1)
+    hparams = dataclasses.replace(Hyperparameters(), adversarial_epsilon=0.0, dropout=0.0, word_dropout=0.0,
+                                  pos_weight=0.5)
+    model = build_keras_model(sizes, hparams, train_steps=10, tags=TAGS)
+    x, y = _batch()
+    x = _with_pos(x, y)
+    scores, pos_scores = model.head(model.embedder(x))
+    assert pos_scores.shape[-1] == POS_TAGS
+    pos = x[features.POS_IDS].numpy()
+    log_probs = tf.nn.log_softmax(pos_scores).numpy()
+    rows, cols = np.nonzero(pos)
+    expected = -log_probs[rows, cols, pos[rows, cols]].sum() / len(pos)
+    crf_loss = float(model.negative_log_likelihood(scores, y))
+    assert float(model.data_loss(x, y, training=True)) == pytest.approx(crf_loss + 0.5 * expected, rel=1e-5)
+    # Evaluation and inference see the tag scores only.
+    np.testing.assert_allclose(model(x), scores, rtol=1e-6)
+    assert float(model.data_loss(x, y, training=False)) == pytest.approx(crf_loss, rel=1e-5)
+
+
+def test_without_pos_ids_or_weight_there_is_no_pos_head():
+    for sizes, weight in ((SIZES, 0.5), ({**SIZES, features.POS_IDS: POS_TAGS}, 0.0)):
+        hparams = dataclasses.replace(Hyperparameters(), pos_weight=weight)
+        model = build_keras_model(sizes, hparams, train_steps=10, tags=TAGS)
+        assert model.pos_weight == 0 and len(model.head.outputs) == 1
 
 
 def test_adversarial_training_still_learns():

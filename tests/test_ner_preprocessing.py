@@ -18,22 +18,36 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def transformed(tmp_path_factory):
-    spec = {
-        features.TOKENS_KEY: tf.io.VarLenFeature(tf.string),
-        features.TAGS_KEY: tf.io.VarLenFeature(tf.string),
-    }
+# POS tags for the first two sentences; the third has none.
+POS = [["NNP", "IN", "NNP", "NN"], ["NNP", "NNP", "VBD", "NNP", "."], []]
+
+
+def _analyze(out: str, with_pos: bool):
+    keys = [features.TOKENS_KEY, features.TAGS_KEY] + ([features.POS_KEY] if with_pos else [])
+    spec = {key: tf.io.VarLenFeature(tf.string) for key in keys}
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-    raw = [{features.TOKENS_KEY: [t.encode() for t in tokens], features.TAGS_KEY: [g.encode() for g in tags]}
-           for tokens, tags in SENTENCES]
-    out = str(tmp_path_factory.mktemp("ner_tft"))
+    raw = [{key: [v.encode() for v in values] for key, values in zip(keys, [*sentence, pos])}
+           for sentence, pos in zip(SENTENCES, POS)]
     with tft_beam.Context(temp_dir=os.path.join(out, "tmp")):
         (rows, _), transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
             preprocessing.preprocessing_fn, output_record_batches=False
         )
         _ = transform_fn | tft_beam.WriteTransformFn(out)
     return rows, tft.TFTransformOutput(out)
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    return _analyze(str(tmp_path_factory.mktemp("ner_tft")), with_pos=True)
+
+
+def test_pos_ids_only_where_the_data_has_pos_tags(transformed, tmp_path):
+    rows, output = transformed
+    vocab = [v.decode() for v in output.vocabulary_by_name(preprocessing.POS_VOCAB)]
+    assert [[vocab[i - 1] for i in row[features.POS_IDS]] for row in rows] == POS
+    assert preprocessing.vocabulary_sizes(output)[features.POS_IDS] == len(vocab) + 2
+    rows, output = _analyze(str(tmp_path), with_pos=False)
+    assert features.POS_IDS not in rows[0] and features.POS_IDS not in preprocessing.vocabulary_sizes(output)
 
 
 def test_ids_leave_zero_for_padding_and_share_the_vocabulary(transformed):

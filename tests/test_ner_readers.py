@@ -45,25 +45,35 @@ def _write(tmp_path, text, encoding="utf-8", name="data.txt"):
 def test_gmb_latin1_file(tmp_path):
     path = _write(tmp_path, GMB, encoding="latin-1")
     assert list(readers.read_file(path)) == [
-        (["Thousands", "marched", "in", "Zürich"], ["O", "O", "O", "B-geo"]),
-        (["Angela", "Merkel", "spoke"], ["B-per", "I-per", "O"]),
+        (["Thousands", "marched", "in", "Zürich"], ["O", "O", "O", "B-geo"], ["NNS", "VBD", "IN", "NNP"]),
+        (["Angela", "Merkel", "spoke"], ["B-per", "I-per", "O"], ["NNP", "NNP", "VBD"]),
     ]
 
 
 def test_kubeflow_ner_csv(tmp_path):
     path = _write(tmp_path, KUBEFLOW)
     assert list(readers.read_file(path)) == [
-        (["Thousands", "of"], ["O", "O"]),
-        (["London", "on", "Monday"], ["B-geo", "O", "B-tim"]),
+        (["Thousands", "of"], ["O", "O"], ["NNS", "IN"]),
+        (["London", "on", "Monday"], ["B-geo", "O", "B-tim"], ["NNP", "IN", "NNP"]),
     ]
 
 
 def test_conll_columns(tmp_path):
     path = _write(tmp_path, CONLL)
     assert list(readers.read_file(path)) == [
-        (["EU", "rejects", "German"], ["I-ORG", "O", "I-MISC"]),
-        (["Peter", "Blackburn"], ["I-PER", "I-PER"]),
+        (["EU", "rejects", "German"], ["I-ORG", "O", "I-MISC"], ["NNP", "VBZ", "JJ"]),
+        (["Peter", "Blackburn"], ["I-PER", "I-PER"], ["NNP", "NNP"]),
     ]
+
+
+def test_pos_tags_only_where_every_token_has_one(tmp_path):
+    """CoNLL-2002 Spanish has no POS column; a GMB sentence with a blank POS
+    cell trains on its tags alone."""
+    conll = _write(tmp_path, "Madrid B-LOC\nes O\n", name="es.conll")
+    assert list(readers.read_file(conll)) == [(["Madrid", "es"], ["B-LOC", "O"], [])]
+    gmb = _write(tmp_path, "Sentence #,Word,POS,Tag\nSentence: 1,Paris,,B-geo\n,sleeps,VBZ,O\n"
+                 "Sentence: 2,Rome,NNP,B-geo\n", name="gmb.csv")
+    assert [s.pos for s in readers.read_file(gmb)] == [[], ["NNP"]]
 
 
 @pytest.mark.parametrize(
@@ -97,10 +107,12 @@ def test_check_path(tmp_path):
 
 def test_long_sentences_are_cut_for_training():
     tokens = [f"w{i}" for i in range(features.MAX_TOKENS + 5)]
-    example = to_example(tokens, ["O"] * len(tokens))
+    example = to_example(tokens, ["O"] * len(tokens), ["NN"] * len(tokens))
     feature = example.features.feature
     assert len(feature[features.TOKENS_KEY].bytes_list.value) == features.MAX_TOKENS
     assert len(feature[features.TAGS_KEY].bytes_list.value) == features.MAX_TOKENS
+    assert len(feature[features.POS_KEY].bytes_list.value) == features.MAX_TOKENS
+    assert features.POS_KEY not in to_example(["a"], ["O"]).features.feature
     assert feature[features.NUM_TOKENS_KEY].int64_list.value == [features.MAX_TOKENS]
     assert feature[features.LENGTH_BUCKET_KEY].bytes_list.value == [b"31+"]
 
@@ -109,7 +121,8 @@ def test_embedded_corpus_is_real_gmb():
     committed = models.get("ner").default_data
     sentences = list(readers.read_file(committed))
     assert len(sentences) == 6640, "the GMB sentences of data/ner/README.md"
-    types = {tag[2:] for _, tags in sentences for tag in tags if tag != "O"}
+    types = {tag[2:] for s in sentences for tag in s.tags if tag != "O"}
     assert types == {"geo", "org", "per", "gpe", "tim", "art", "eve", "nat"}
-    tokens = [t for sentence, _ in sentences for t in sentence]
+    assert all(len(s.pos) == len(s.tokens) for s in sentences)
+    tokens = [t for s in sentences for t in s.tokens]
     assert len(tokens) > 140_000 and {"U.S.", "Mr.", "'s"} <= set(tokens)

@@ -17,7 +17,7 @@ def _tokenize(texts):
 
 
 def test_joined_gmb_sentences_tokenize_back_to_their_gold_tokens():
-    sentences = [tokens for tokens, _ in readers.read_file(models.get("ner").default_data)][::4]
+    sentences = [sentence.tokens for sentence in readers.read_file(models.get("ner").default_data)][::4]
     texts = [" ".join(tokens) for tokens in sentences]
     found = _tokenize(texts)
     same = sum([t for t, _, _ in row] == gold for row, gold in zip(found, sentences))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -25,9 +25,10 @@ from models.ner import features, readers
 _TRUNCATED = beam.metrics.Metrics.counter("ner_example_gen", "sentences_truncated")
 
 
-def to_example(tokens, tags) -> tf.train.Example:
-    """The tf.Example of one sentence, cut to MAX_TOKENS tokens."""
-    tokens, tags = tokens[: features.MAX_TOKENS], tags[: features.MAX_TOKENS]
+def to_example(tokens: List[str], tags: List[str], pos: List[str] = ()) -> tf.train.Example:
+    """The tf.Example of one sentence, cut to MAX_TOKENS tokens; `pos`, the
+    tokens' POS tags, is written when given."""
+    tokens, tags, pos = (values[: features.MAX_TOKENS] for values in (tokens, tags, pos))
 
     def strings(values):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
@@ -39,6 +40,7 @@ def to_example(tokens, tags) -> tf.train.Example:
                 features.TAGS_KEY: strings(tags),
                 features.NUM_TOKENS_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[len(tokens)])),
                 features.LENGTH_BUCKET_KEY: strings([features.length_bucket(len(tokens))]),
+                **({features.POS_KEY: strings(pos)} if pos else {}),
             }
         )
     )
@@ -46,14 +48,14 @@ def to_example(tokens, tags) -> tf.train.Example:
 
 def _file_to_examples(readable_file: fileio.ReadableFile):
     path = readable_file.metadata.path
-    for tokens, tags in readers.read_text(readers.decode(readable_file.read()), path):
-        if len(tokens) > features.MAX_TOKENS:
+    for sentence in readers.read_text(readers.decode(readable_file.read()), path):
+        if len(sentence.tokens) > features.MAX_TOKENS:
             _TRUNCATED.inc()
             logging.warning(
                 "%s: a %d-token sentence was cut to %d tokens for training",
-                path, len(tokens), features.MAX_TOKENS,
+                path, len(sentence.tokens), features.MAX_TOKENS,
             )
-        yield to_example(tokens, tags)
+        yield to_example(*sentence)
 
 
 @beam.ptransform_fn

@@ -3,6 +3,7 @@
 # Features of the examples the NER ExampleGen writes.
 TOKENS_KEY = "tokens"          # the sentence's tokens, as written
 TAGS_KEY = "tags"              # one IOB tag per token (the label)
+POS_KEY = "pos"                # one part-of-speech tag per token, where the data has them
 NUM_TOKENS_KEY = "num_tokens"  # sentence length
 LENGTH_BUCKET_KEY = "length_bucket"  # sentence length class, for sliced metrics
 
@@ -27,6 +28,7 @@ SHAPE_IDS = "shape_ids"
 SUFFIX_IDS = "suffix_ids"
 CHAR_IDS = "char_ids"  # CHARS_PER_TOKEN ids per token, flattened
 TAG_IDS = "tag_ids"
+POS_IDS = "pos_ids"  # a second training target only: serving never needs POS tags
 ENTITY_CODES = "entity_codes"  # vocabulary-independent IOB codes, for TFMA
 
 

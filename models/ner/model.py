@@ -34,6 +34,9 @@ class Hyperparameters:
     # Distance (L2, per token) by which adversarial training moves each
     # token's features; 0 turns it off.
     adversarial_epsilon: float = 0.3
+    # Weight of the second training task, predicting each token's POS tag
+    # from the Bi-LSTM's output, where the data has POS tags; 0 turns it off.
+    pos_weight: float = 0.25
     learning_rate: float = 0.01
     batch_size: int = 32
     min_token_count: int = 2
@@ -46,12 +49,13 @@ def _search_space(hp) -> None:
     hp.Float("dropout", 0.2, 0.5, step=0.1)
     hp.Float("learning_rate", 3e-3, 3e-2, sampling="log")
     hp.Choice("adversarial_epsilon", [0.0, 0.3, 0.5])
+    hp.Choice("pos_weight", [0.0, 0.25, 0.5])
 
 
-# What --tune searches: embedding and LSTM sizes, dropout, learning rate and
-# the adversarial distance (0: off), for the lowest validation loss (the CRF's
-# negative log-likelihood on clean input, so trials with and without
-# adversarial training compare).
+# What --tune searches: embedding and LSTM sizes, dropout, learning rate, the
+# adversarial distance and the POS task's weight (0: off), for the lowest
+# validation loss (the CRF's negative log-likelihood on clean input, so trials
+# with and without the extra training terms compare).
 TUNING = Tuning(search_space=_search_space, objective="val_loss", direction="min", max_trials=6)
 
 
@@ -65,15 +69,16 @@ def _input_fn(
     tf_transform_output: tft.TFTransformOutput,
     batch_size: int,
 ) -> tf.data.Dataset:
-    """(per-token id inputs, tag ids) batches, padded with 0 to the batch's
-    longest sentence, repeated forever."""
+    """(per-token id inputs and POS tag ids where the data has them, tag ids)
+    batches, padded with 0 to the batch's longest sentence, repeated forever."""
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.TAG_IDS),
         tf_transform_output.transformed_metadata.schema,
     )
+    keys = [*MODEL_INPUTS, *(k for k in [features.POS_IDS] if k in tf_transform_output.transformed_feature_spec())]
     return dataset.map(
-        lambda x, y: ({k: _dense(x[k]) for k in MODEL_INPUTS}, _dense(y)),
+        lambda x, y: ({k: _dense(x[k]) for k in keys}, _dense(y)),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).repeat()
 
@@ -128,9 +133,10 @@ def _embedder(sizes: Dict[str, int], hparams: Hyperparameters) -> tf.keras.Model
     return tf.keras.Model(inputs, [embedded, tf.math.greater(token_ids, 0)], name="embedder")
 
 
-def _head(width: int, hparams: Hyperparameters, tags: List[str]) -> tf.keras.Model:
+def _head(width: int, hparams: Hyperparameters, tags: List[str], pos_tags: int) -> tf.keras.Model:
     """(per-token features, token mask) → Bi-LSTM → per-token tag scores,
-    with the CRF's transitions (`crf.py`)."""
+    with the CRF's transitions (`crf.py`), and, when `pos_tags`, POS tag
+    scores from the same Bi-LSTM output."""
     embedded = tf.keras.layers.Input(shape=(None, width), name="features")
     mask = tf.keras.layers.Input(shape=(None,), dtype=tf.bool, name="mask")
     x = tf.keras.layers.Dropout(hparams.dropout)(embedded)
@@ -139,10 +145,10 @@ def _head(width: int, hparams: Hyperparameters, tags: List[str]) -> tf.keras.Mod
             tf.keras.layers.LSTM(hparams.lstm_units, return_sequences=True)
         )(x, mask=mask)
         x = tf.keras.layers.Dropout(hparams.dropout)(x)
-    scores = tf.keras.layers.Dense(len(tags))(x)
-    return tf.keras.Model(
-        [embedded, mask], crf.Transitions(*decoding.iob_transitions(tags), name="crf")(scores), name="head"
-    )
+    scores = crf.Transitions(*decoding.iob_transitions(tags), name="crf")(tf.keras.layers.Dense(len(tags))(x))
+    if pos_tags:
+        return tf.keras.Model([embedded, mask], [scores, tf.keras.layers.Dense(pos_tags, name="pos")(x)], name="head")
+    return tf.keras.Model([embedded, mask], scores, name="head")
 
 
 def build_keras_model(
@@ -150,7 +156,8 @@ def build_keras_model(
 ) -> tf.keras.Model:
     """Embeddings of token, suffix and shape, and a character CNN per token
     → Bi-LSTM → per-token tag scores → CRF (`crf.py`), trained adversarially
-    (`adversarial.py`).
+    and, when `sizes` has POS tag ids and `hparams.pos_weight` > 0, to
+    predict POS tags too (`adversarial.py`).
 
     `tags` names the output ids (0 padding, the last the OOV bucket). The
     Bi-LSTM and the CRF loss skip padding (token id 0), so padding neither
@@ -158,8 +165,12 @@ def build_keras_model(
     never seen.
     """
     embedder = _embedder(sizes, hparams)
+    pos_tags = sizes.get(features.POS_IDS, 0) if hparams.pos_weight > 0 else 0
     model = adversarial.AdversarialCrfModel(
-        embedder, _head(embedder.output[0].shape[-1], hparams, tags), hparams.adversarial_epsilon
+        embedder,
+        _head(embedder.output[0].shape[-1], hparams, tags, pos_tags),
+        hparams.adversarial_epsilon,
+        hparams.pos_weight if pos_tags else 0.0,
     )
     model.compile(
         # Cosine decay to zero over the run: the last steps refine instead of bouncing.

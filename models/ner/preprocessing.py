@@ -14,6 +14,7 @@ from models.ner.metrics import TYPE_SPACE
 
 _TOKEN_VOCAB = "tokens"
 _SUFFIX_VOCAB = "suffixes"
+POS_VOCAB = "pos"
 TAG_VOCAB = "tags"
 
 
@@ -75,7 +76,8 @@ def _map_values(sparse: tf.sparse.SparseTensor, fn) -> tf.sparse.SparseTensor:
 
 
 def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict = None) -> Dict[str, tf.Tensor]:
-    """Token, shape, suffix and tag ids per token, plus IOB codes for TFMA."""
+    """Token, shape, suffix and tag ids per token (and POS tag ids where the
+    data has POS tags), plus IOB codes for TFMA."""
     hparams = (custom_config or {}).get("hyperparameters", {})
     tokens = inputs[features.TOKENS_KEY]
     lowered = _map_values(tokens, tf.strings.lower)
@@ -101,6 +103,11 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict = None) -
         features.SHAPE_IDS: _map_values(tokens, token_shapes),
         features.CHAR_IDS: char_ids(tokens),
     }
+    if features.POS_KEY in inputs:
+        outputs[features.POS_IDS] = _map_values(
+            tft.compute_and_apply_vocabulary(inputs[features.POS_KEY], num_oov_buckets=1, vocab_filename=POS_VOCAB),
+            lambda ids: ids + 1,
+        )
     tags = inputs[features.TAGS_KEY]
     outputs[features.TAG_IDS] = _map_values(
         tft.compute_and_apply_vocabulary(tags, num_oov_buckets=1, vocab_filename=TAG_VOCAB),
@@ -112,10 +119,13 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict = None) -
 
 def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> Dict[str, int]:
     """Number of ids of each id feature, padding and out-of-vocabulary included."""
-    return {
+    sizes = {
         features.TOKEN_IDS: tf_transform_output.vocabulary_size_by_name(_TOKEN_VOCAB) + 2,
         features.SUFFIX_IDS: tf_transform_output.vocabulary_size_by_name(_SUFFIX_VOCAB) + 2,
         features.SHAPE_IDS: len(features.SHAPES),
         features.CHAR_IDS: features.CHAR_BUCKETS,
         features.TAG_IDS: tf_transform_output.vocabulary_size_by_name(TAG_VOCAB) + 2,
     }
+    if features.POS_IDS in tf_transform_output.transformed_feature_spec():
+        sizes[features.POS_IDS] = tf_transform_output.vocabulary_size_by_name(POS_VOCAB) + 2
+    return sizes

@@ -3,9 +3,13 @@
 - GMB / Kaggle `ner_dataset.csv`: `Sentence #,Word,POS,Tag`, the sentence
   number only on a sentence's first row; the original file is Latin-1.
 - The Kubeflow example's `ner.csv`: columns include `sentence_idx`, `word` and
-  `tag`, the sentence index on every row.
-- CoNLL-2002/2003 column files: a token per line, its tag in the last column,
-  a blank line between sentences, `-DOCSTART-` lines ignored.
+  `tag` (and `pos`), the sentence index on every row.
+- CoNLL-2002/2003 column files: a token per line, its tag in the last column
+  (with three columns or more, the POS tag in the second), a blank line
+  between sentences, `-DOCSTART-` lines ignored.
+
+Sentences carry their POS tags where the file has one for every token (the
+tagger learns to predict them as a second task); else `pos` is empty.
 
 The format is recognised from the file's first line. Every problem raises
 `InputDataError` naming the file and line.
@@ -16,13 +20,23 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, NamedTuple
 
 import tensorflow as tf
 
 from taxi_pipeline.pipeline.data_validation import InputDataError
 
-Sentence = Tuple[List[str], List[str]]
+
+
+class Sentence(NamedTuple):
+    tokens: List[str]
+    tags: List[str]
+    pos: List[str]  # one per token, or empty
+
+
+def _sentence(tokens: List[str], tags: List[str], pos: List[str]) -> Sentence:
+    return Sentence(tokens, tags, pos if all(pos) else [])
+
 
 _TAG = re.compile(r"^(O|[BI]-[^\s-][^\s]*)$")
 
@@ -62,6 +76,7 @@ def _gmb(text: str, path: str) -> Iterator[Sentence]:
     next(rows)
     tokens: List[str] = []
     tags: List[str] = []
+    pos: List[str] = []
     for line_number, row in enumerate(rows, start=2):
         if not row:
             continue
@@ -70,21 +85,23 @@ def _gmb(text: str, path: str) -> Iterator[Sentence]:
             raise InputDataError(f"{where}: expected 4 fields (Sentence #,Word,POS,Tag), got {len(row)}")
         if row[0].strip():
             if tokens:
-                yield tokens, tags
-            tokens, tags = [], []
+                yield _sentence(tokens, tags, pos)
+            tokens, tags, pos = [], [], []
         elif not tokens and line_number == 2:
             raise InputDataError(f"{where}: the first row must start a sentence ('Sentence: 1')")
         tokens.append(row[1])
+        pos.append(row[2].strip())
         tags.append(check_tag(row[3].strip(), where))
     if tokens:
-        yield tokens, tags
+        yield _sentence(tokens, tags, pos)
 
 
 def _kubeflow(text: str, path: str) -> Iterator[Sentence]:
     rows = csv.reader(io.StringIO(text))
     header = [c.strip().lower() for c in next(rows)]
     idx, word, tag = (header.index(c) for c in ("sentence_idx", "word", "tag"))
-    current, tokens, tags = None, [], []
+    pos_column = header.index("pos") if "pos" in header else None
+    current, tokens, tags, pos = None, [], [], []
     for line_number, row in enumerate(rows, start=2):
         if not row:
             continue
@@ -92,32 +109,35 @@ def _kubeflow(text: str, path: str) -> Iterator[Sentence]:
         if len(row) != len(header):
             raise InputDataError(f"{where}: expected {len(header)} fields, got {len(row)}")
         if row[idx] != current and tokens:
-            yield tokens, tags
-            tokens, tags = [], []
+            yield _sentence(tokens, tags, pos)
+            tokens, tags, pos = [], [], []
         current = row[idx]
         tokens.append(row[word])
+        pos.append(row[pos_column].strip() if pos_column is not None else "")
         tags.append(check_tag(row[tag].strip(), where))
     if tokens:
-        yield tokens, tags
+        yield _sentence(tokens, tags, pos)
 
 
 def _conll(text: str, path: str) -> Iterator[Sentence]:
     tokens: List[str] = []
     tags: List[str] = []
+    pos: List[str] = []
     for line_number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0] == "-DOCSTART-":
             if tokens:
-                yield tokens, tags
-            tokens, tags = [], []
+                yield _sentence(tokens, tags, pos)
+            tokens, tags, pos = [], [], []
             continue
         where = f"{path}:{line_number}"
         if len(fields) < 2:
             raise InputDataError(f"{where}: expected a token and a tag, got {line!r}")
         tokens.append(fields[0])
+        pos.append(fields[1] if len(fields) >= 3 else "")
         tags.append(check_tag(fields[-1], where))
     if tokens:
-        yield tokens, tags
+        yield _sentence(tokens, tags, pos)
 
 
 def read_text(text: str, path: str) -> Iterator[Sentence]:
