@@ -52,9 +52,11 @@ class AdversarialCrfModel(crf.CrfModel):
         return (outputs[0], outputs[1]) if self.pos_weight > 0 else (outputs, None)
 
     def data_loss(self, x, y, training: bool) -> tf.Tensor:
+        # The POS ids are a target, not a model input: Keras would warn that it ignores them.
+        inputs = {name: x[name] for name in self.embedder.input}
         if not training or (self.epsilon <= 0 and self.pos_weight <= 0):
-            return super().data_loss(x, y, training)
-        features_, mask = self.embedder(x, training=True)
+            return super().data_loss(inputs, y, training)
+        features_, mask = self.embedder(inputs, training=True)
         with tf.GradientTape() as tape:
             tape.watch(features_)
             scores, pos_scores = self._head(features_, mask)
