@@ -27,8 +27,9 @@ import tensorflow as tf
 from taxi_pipeline.pipeline.data_validation import InputDataError
 
 
-
 class Sentence(NamedTuple):
+    """One sentence: its tokens, their IOB tags and their POS tags (or none)."""
+
     tokens: List[str]
     tags: List[str]
     pos: List[str]  # one per token, or empty
