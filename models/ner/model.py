@@ -8,7 +8,7 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
-from models.ner import adversarial, crf, decoding, features, preprocessing, tokenizer
+from models.ner import crf, decoding, features, preprocessing, tokenizer, training_loss
 from models.ner.metrics import PAD
 from taxi_pipeline.modeling.training import fit, save_signatures, without_autograph
 from taxi_pipeline.modeling.tuning import Tuning, hyperparameter_values, tuner_fn_result
@@ -76,7 +76,7 @@ def _input_fn(
         TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.TAG_IDS),
         tf_transform_output.transformed_metadata.schema,
     )
-    keys = [*MODEL_INPUTS, *(k for k in [features.POS_IDS] if k in tf_transform_output.transformed_feature_spec())]
+    keys = MODEL_INPUTS + ((features.POS_IDS,) if preprocessing.has_pos_ids(tf_transform_output) else ())
     return dataset.map(
         lambda x, y: ({k: _dense(x[k]) for k in keys}, _dense(y)),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -157,7 +157,7 @@ def build_keras_model(
     """Embeddings of token, suffix and shape, and a character CNN per token
     → Bi-LSTM → per-token tag scores → CRF (`crf.py`), trained adversarially
     and, when `sizes` has POS tag ids and `hparams.pos_weight` > 0, to
-    predict POS tags too (`adversarial.py`).
+    predict POS tags too (`training_loss.py`).
 
     `tags` names the output ids (0 padding, the last the OOV bucket). The
     Bi-LSTM and the CRF loss skip padding (token id 0), so padding neither
@@ -166,7 +166,7 @@ def build_keras_model(
     """
     embedder = _embedder(sizes, hparams)
     pos_tags = sizes.get(features.POS_IDS, 0) if hparams.pos_weight > 0 else 0
-    model = adversarial.AdversarialCrfModel(
+    model = training_loss.AdversarialCrfModel(
         embedder,
         _head(embedder.output[0].shape[-1], hparams, tags, pos_tags),
         hparams.adversarial_epsilon,

@@ -117,6 +117,11 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Dict = None) -
     return outputs
 
 
+def has_pos_ids(tf_transform_output: tft.TFTransformOutput) -> bool:
+    """Whether the data had POS tags, so the transform made POS ids."""
+    return features.POS_IDS in tf_transform_output.transformed_feature_spec()
+
+
 def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> Dict[str, int]:
     """Number of ids of each id feature, padding and out-of-vocabulary included."""
     sizes = {
@@ -126,6 +131,6 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> Dict[str, in
         features.CHAR_IDS: features.CHAR_BUCKETS,
         features.TAG_IDS: tf_transform_output.vocabulary_size_by_name(TAG_VOCAB) + 2,
     }
-    if features.POS_IDS in tf_transform_output.transformed_feature_spec():
+    if has_pos_ids(tf_transform_output):
         sizes[features.POS_IDS] = tf_transform_output.vocabulary_size_by_name(POS_VOCAB) + 2
     return sizes
