@@ -25,7 +25,7 @@ class Hyperparameters:
     shape_embedding: int = 8
     char_embedding: int = 24
     char_filters: int = 64
-    lstm_units: int = 100
+    lstm_units: int = 150
     dropout: float = 0.5
     # Share of training tokens read as unknown words, so the model learns to
     # tag words it has never seen from their characters and context.
@@ -45,7 +45,7 @@ class Hyperparameters:
 
 def _search_space(hp) -> None:
     hp.Choice("token_embedding", [32, 64, 128])
-    hp.Choice("lstm_units", [50, 100, 200])
+    hp.Choice("lstm_units", [100, 150, 200])
     hp.Float("dropout", 0.2, 0.5, step=0.1)
     hp.Float("learning_rate", 3e-3, 3e-2, sampling="log")
     hp.Choice("adversarial_epsilon", [0.0, 0.3, 0.5])
