@@ -39,7 +39,7 @@ def _split(path: str, work: str):
 
     sentences = list(readers.read_file(path))
     train = [s for i, s in enumerate(sentences) if i % 5]
-    held_out = [s[:2] for i, s in enumerate(sentences) if not i % 5]
+    held_out = [(s.tokens, s.tags) for i, s in enumerate(sentences) if not i % 5]
     train_file = os.path.join(work, "train", "ner_dataset.csv")
     os.makedirs(os.path.dirname(train_file), exist_ok=True)
     import csv
@@ -50,7 +50,7 @@ def _split(path: str, work: str):
         for number, (tokens, tags, pos) in enumerate(train, start=1):
             for i, (token, tag) in enumerate(zip(tokens, tags)):
                 writer.writerow([f"Sentence: {number}" if i == 0 else "", token, pos[i] if pos else "", tag])
-    return [s[:2] for s in train], held_out, train_file
+    return [(s.tokens, s.tags) for s in train], held_out, train_file
 
 
 def _ours(train_file: str, work: str, held_out, extra_args):

@@ -170,7 +170,7 @@ def build_keras_model(
         embedder,
         _head(embedder.output[0].shape[-1], hparams, tags, pos_tags),
         hparams.adversarial_epsilon,
-        hparams.pos_weight if pos_tags else 0.0,
+        hparams.pos_weight,
     )
     model.compile(
         # Cosine decay to zero over the run: the last steps refine instead of bouncing.

@@ -32,9 +32,10 @@ class AdversarialCrfModel(crf.CrfModel):
 
     `embedder` maps the model inputs to (features [batch, tokens, width],
     token mask [batch, tokens]); `head` maps that pair to the CRF's per-token
-    scores, or, with `pos_weight` > 0, to [those scores, POS tag scores], and
-    the training input then carries `features.POS_IDS` (0 where unknown).
-    Evaluation and inference use the clean input and the tag scores only.
+    scores, or to [those scores, POS tag scores], and the training input then
+    carries `features.POS_IDS` (0 where unknown); a head without POS scores
+    has no POS term, whatever `pos_weight`. Evaluation and inference use the
+    clean input and the tag scores only.
     """
 
     def __init__(
@@ -42,14 +43,17 @@ class AdversarialCrfModel(crf.CrfModel):
     ):
         inputs = embedder.input
         outputs = head(embedder(inputs))
-        super().__init__(inputs, outputs[0] if pos_weight > 0 else outputs, **kwargs)
+        has_pos = len(head.outputs) > 1
+        super().__init__(inputs, outputs[0] if has_pos else outputs, **kwargs)
         self.embedder, self.head = embedder, head
-        self.epsilon, self.pos_weight = float(epsilon), float(pos_weight)
+        self.epsilon, self.pos_weight = float(epsilon), float(pos_weight) if has_pos else 0.0
 
     def _head(self, features_: tf.Tensor, mask: tf.Tensor) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
         """(tag scores, POS tag scores or None) in training."""
         outputs = self.head([features_, mask], training=True)
-        return (outputs[0], outputs[1]) if self.pos_weight > 0 else (outputs, None)
+        if not isinstance(outputs, (list, tuple)):
+            return outputs, None
+        return outputs[0], outputs[1] if self.pos_weight > 0 else None
 
     def data_loss(self, x, y, training: bool) -> tf.Tensor:
         # The POS ids are a target, not a model input: Keras would warn that it ignores them.
