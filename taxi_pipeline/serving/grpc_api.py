@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -25,30 +26,57 @@ def _version(model_spec) -> Wanted:
     return model_spec.version.value if choice == "version" else model_spec.version_label if choice else None
 
 
+# Where a TensorProto of each dtype keeps its values when not in tensor_content,
+# and how many entries one element takes there (tensorflow/core/framework/tensor.proto).
+_VALUE_FIELDS = {
+    types_pb2.DT_FLOAT: ("float_val", 1), types_pb2.DT_DOUBLE: ("double_val", 1),
+    types_pb2.DT_INT32: ("int_val", 1), types_pb2.DT_INT16: ("int_val", 1), types_pb2.DT_INT8: ("int_val", 1),
+    types_pb2.DT_UINT8: ("int_val", 1), types_pb2.DT_UINT16: ("int_val", 1), types_pb2.DT_QINT8: ("int_val", 1),
+    types_pb2.DT_QUINT8: ("int_val", 1), types_pb2.DT_QINT16: ("int_val", 1), types_pb2.DT_QUINT16: ("int_val", 1),
+    types_pb2.DT_QINT32: ("int_val", 1), types_pb2.DT_INT64: ("int64_val", 1),
+    types_pb2.DT_UINT32: ("uint32_val", 1), types_pb2.DT_UINT64: ("uint64_val", 1),
+    types_pb2.DT_BOOL: ("bool_val", 1), types_pb2.DT_STRING: ("string_val", 1),
+    types_pb2.DT_HALF: ("half_val", 1), types_pb2.DT_BFLOAT16: ("half_val", 1),
+    types_pb2.DT_COMPLEX64: ("scomplex_val", 2), types_pb2.DT_COMPLEX128: ("dcomplex_val", 2),
+}
+_INT64_MAX = (1 << 63) - 1
+_MAX_RANK = 254  # TensorFlow's TensorShape::MaxDimensions()
+
+
 def tensor_array(key: str, proto, max_bytes: int) -> np.ndarray:
     """A request's TensorProto as an array; INVALID_ARGUMENT, as TF Serving's
     "Cannot parse tensor from proto", when its shape is invalid, declares more
-    than `max_bytes`, or does not match the values it carries."""
+    than `max_bytes`, or does not carry exactly one value per element.
+
+    Everything is checked against the proto before an array is made, so a
+    small request declaring a huge shape costs no more than its own bytes
+    (TensorFlow would fill the declared shape with the last value given)."""
+    def refuse(why: str) -> ServingError:
+        return ServingError("INVALID_ARGUMENT", f"Cannot parse tensor from proto: input {key!r} {why}")
+
     dims = [d.size for d in proto.tensor_shape.dim]
-    try:
-        dtype = tf.dtypes.as_dtype(proto.dtype)
-        itemsize = 1 if dtype == tf.string else dtype.size
-    except TypeError:
-        raise ServingError("INVALID_ARGUMENT", f"input {key!r}: unsupported dtype {proto.dtype}") from None
-    if proto.tensor_shape.unknown_rank or any(d < 0 for d in dims):
-        raise ServingError("INVALID_ARGUMENT", f"Cannot parse tensor from proto: input {key!r} has shape {dims}")
+    if proto.dtype not in _VALUE_FIELDS:
+        raise ServingError("INVALID_ARGUMENT", f"input {key!r}: unsupported dtype {proto.dtype}")
+    if proto.tensor_shape.unknown_rank or len(dims) > _MAX_RANK or any(d < 0 for d in dims):
+        raise refuse(f"has shape {dims}")
+    if np.prod([d for d in dims if d], dtype=object) > _INT64_MAX:
+        raise refuse(f"of shape {dims} has more elements than a tensor can hold")
     count = int(np.prod(dims, dtype=object))
+    field, per_element = _VALUE_FIELDS[proto.dtype]
+    itemsize = 1 if proto.dtype == types_pb2.DT_STRING else tf.dtypes.as_dtype(proto.dtype).size
     if count * itemsize > max_bytes:
-        raise ServingError("INVALID_ARGUMENT",
-                           f"Cannot parse tensor from proto: input {key!r} of shape {dims} exceeds {max_bytes} bytes")
+        raise refuse(f"of shape {dims} exceeds {max_bytes} bytes")
+    if proto.tensor_content:
+        if proto.dtype == types_pb2.DT_STRING or len(proto.tensor_content) != count * itemsize:
+            raise refuse(f"of shape {dims} holds {len(proto.tensor_content)} bytes of tensor_content, "
+                         f"not {count} {tf.dtypes.as_dtype(proto.dtype).name} values")
+    elif len(getattr(proto, field)) != count * per_element:
+        raise refuse(f"of shape {dims} holds {len(getattr(proto, field)) // per_element} values in {field}, "
+                     f"not {count}")
     try:
-        value = tf.make_ndarray(proto)
+        return tf.make_ndarray(proto)
     except (ValueError, TypeError, MemoryError) as e:
-        raise ServingError("INVALID_ARGUMENT", f"Cannot parse tensor from proto: input {key!r}: {e}") from None
-    if value.size != count:
-        raise ServingError("INVALID_ARGUMENT",
-                           f"Cannot parse tensor from proto: input {key!r} of shape {dims} holds {value.size} values")
-    return value
+        raise refuse(f": {e}") from None
 
 
 def _abort(context, error: ServingError):

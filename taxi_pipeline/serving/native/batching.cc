@@ -28,13 +28,43 @@ const google::protobuf::FieldDescriptor* ValueField(const TensorProto& t, int* f
   return found;
 }
 
-int64_t Elements(const TensorProto& t, int from_dim) {
-  int64_t n = 1;
-  for (int i = from_dim; i < t.tensor_shape().dim_size(); ++i) n *= t.tensor_shape().dim(i).size();
-  return n;
+}  // namespace
+
+bool ElementCount(const tensorflow::TensorShapeProto& shape, int from_dim, int64_t* count) {
+  if (shape.unknown_rank() || shape.dim_size() > kMaxRank) return false;
+  int64_t product = 1;
+  bool empty = false;
+  for (int i = from_dim; i < shape.dim_size(); ++i) {
+    const int64_t size = shape.dim(i).size();
+    if (size < 0) return false;
+    if (size == 0) {
+      empty = true;
+    } else if (__builtin_mul_overflow(product, size, &product)) {
+      return false;
+    }
+  }
+  *count = empty ? 0 : product;
+  return true;
 }
 
-}  // namespace
+bool CarriesItsElements(const TensorProto& t) {
+  int64_t count;
+  if (!ElementCount(t.tensor_shape(), 0, &count)) return false;
+  int64_t carried, item_bytes;
+  switch (t.dtype()) {
+    case tensorflow::DT_FLOAT: carried = t.float_val_size(); item_bytes = 4; break;
+    case tensorflow::DT_DOUBLE: carried = t.double_val_size(); item_bytes = 8; break;
+    case tensorflow::DT_INT32: carried = t.int_val_size(); item_bytes = 4; break;
+    case tensorflow::DT_INT64: carried = t.int64_val_size(); item_bytes = 8; break;
+    case tensorflow::DT_BOOL: carried = t.bool_val_size(); item_bytes = 1; break;
+    case tensorflow::DT_STRING: return t.tensor_content().empty() && t.string_val_size() == count;
+    default: return false;
+  }
+  if (t.tensor_content().empty()) return carried == count;
+  int64_t bytes;
+  return carried == 0 && !__builtin_mul_overflow(count, item_bytes, &bytes) &&
+         static_cast<int64_t>(t.tensor_content().size()) == bytes;
+}
 
 // Rows (dimension 0) of a request whose inputs can be stacked with others';
 // `key` then names what must match for two requests to share a batch.
@@ -53,12 +83,10 @@ int64_t BatchKey(const PredictRequest& request, std::string* key) {
     if (shape.unknown_rank() || shape.dim_size() == 0 || shape.dim(0).size() < 1) return 0;
     if (rows != -1 && shape.dim(0).size() != rows) return 0;
     rows = shape.dim(0).size();
-    for (const auto& dim : shape.dim()) {
-      if (dim.size() < 0) return 0;
-    }
+    int64_t per_row;
+    if (!ElementCount(shape, 1, &per_row)) return 0;
     int fields_used;
     const auto* field = ValueField(t, &fields_used);
-    const int64_t per_row = Elements(t, 1);
     std::string layout;
     if (fields_used != 1) return 0;  // no values, or an ambiguous mix
     if (field == nullptr) {           // tensor_content
@@ -109,7 +137,8 @@ bool SliceRows(const TensorProto& t, int64_t total, int64_t from, int64_t count,
   out->mutable_tensor_shape()->mutable_dim(0)->set_size(count);
   int fields_used;
   const auto* field = ValueField(t, &fields_used);
-  if (fields_used == 0) return Elements(t, 0) == 0;
+  int64_t elements;
+  if (fields_used == 0) return ElementCount(shape, 0, &elements) && elements == 0;
   if (fields_used != 1) return false;
   if (field == nullptr) {
     const std::string& content = t.tensor_content();

@@ -12,6 +12,19 @@
 
 namespace serving_native {
 
+// TensorFlow's largest rank (TensorShape::MaxDimensions()).
+constexpr int kMaxRank = 254;
+
+// The elements of `shape` from dimension `from_dim` on; false when its rank is
+// unknown or above kMaxRank, a dimension is negative, or the product of its non-zero dimensions
+// overflows int64 (nothing is allocated from a shape before this says yes).
+bool ElementCount(const tensorflow::TensorShapeProto& shape, int from_dim, int64_t* count);
+
+// Whether `t` carries exactly one value for each element its shape declares,
+// in tensor_content or in its dtype's repeated field, for the dtypes the front
+// runs; anything else is left to the Python server to refuse or accept.
+bool CarriesItsElements(const tensorflow::TensorProto& t);
+
 // Rows (dimension 0) of a request whose inputs can be stacked with others';
 // `key` names what must match (model, version, signature, dtypes, shapes).
 // Returns 0 when the request is to be relayed as it is.

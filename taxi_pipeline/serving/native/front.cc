@@ -71,6 +71,7 @@ using serving_native::Options;
 using serving_native::SavedModel;
 using serving_native::Say;
 using serving_native::BatchKey;
+using serving_native::CarriesItsElements;
 using serving_native::Merge;
 using serving_native::SliceRows;
 using tensorflow::TensorProto;
@@ -226,7 +227,9 @@ class Front {
   void Handle(Call* call) {
     if (call->context()->method() != kPredict) return Relay(call, [] {});
     auto* pending = new Pending{call, PredictRequest(), 0, Clock::now()};
-    if (!Parse(*call->request(), &pending->request)) {
+    bool runnable = Parse(*call->request(), &pending->request);
+    for (const auto& input : pending->request.inputs()) runnable = runnable && CarriesItsElements(input.second);
+    if (!runnable) {  // Python words the error (or runs what the front does not)
       delete pending;
       return Relay(call, [] {});
     }

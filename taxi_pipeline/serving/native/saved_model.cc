@@ -1,5 +1,7 @@
 #include "saved_model.h"
 
+#include "batching.h"
+
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -81,22 +83,18 @@ bool Supported(int dtype) {
 }
 
 // A TF_Tensor over the request's values. Strings are views of the request's
-// bytes (nothing to free), which outlive the run. Null when the values do not fill the shape
-// exactly (TF Serving's broadcasting of a single value is left to Python).
+// bytes (nothing to free), which outlive the run. Null when the values do not
+// fill the shape exactly (CarriesItsElements), or TensorFlow cannot allocate it.
 TF_Tensor* ToTensor(const Api& api, const TensorProto& proto) {
-  const auto& shape = proto.tensor_shape();
-  if (shape.unknown_rank() || !Supported(proto.dtype())) return nullptr;
+  if (!Supported(proto.dtype()) || !CarriesItsElements(proto)) return nullptr;
+  int64_t count;
+  ElementCount(proto.tensor_shape(), 0, &count);
   std::vector<int64_t> dims;
-  int64_t count = 1;
-  for (const auto& dim : shape.dim()) {
-    if (dim.size() < 0) return nullptr;
-    dims.push_back(dim.size());
-    count *= dim.size();
-  }
+  for (const auto& dim : proto.tensor_shape().dim()) dims.push_back(dim.size());
   const auto dtype = static_cast<TF_DataType>(proto.dtype());
   if (dtype == TF_STRING) {
-    if (proto.string_val_size() != count || !proto.tensor_content().empty()) return nullptr;
     TF_Tensor* t = api.TF_AllocateTensor(dtype, dims.data(), dims.size(), count * sizeof(TF_TString));
+    if (t == nullptr) return nullptr;
     auto* strings = static_cast<TF_TString*>(api.TF_TensorData(t));
     for (int64_t i = 0; i < count; ++i) {
       api.TF_StringInit(&strings[i]);
@@ -104,19 +102,11 @@ TF_Tensor* ToTensor(const Api& api, const TensorProto& proto) {
     }
     return t;
   }
+  // count is at most the values the request carries: no overflow from here on.
   const size_t bytes = count * api.TF_DataTypeSize(dtype);
-  int typed = 0;
-  switch (dtype) {
-    case TF_FLOAT: typed = proto.float_val_size(); break;
-    case TF_DOUBLE: typed = proto.double_val_size(); break;
-    case TF_INT32: typed = proto.int_val_size(); break;
-    case TF_INT64: typed = proto.int64_val_size(); break;
-    case TF_BOOL: typed = proto.bool_val_size(); break;
-    default: return nullptr;
-  }
   const bool from_content = !proto.tensor_content().empty();
-  if (from_content ? (typed != 0 || proto.tensor_content().size() != bytes) : typed != count) return nullptr;
   TF_Tensor* t = api.TF_AllocateTensor(dtype, dims.data(), dims.size(), bytes);
+  if (t == nullptr) return nullptr;
   void* data = api.TF_TensorData(t);
   if (from_content) {
     memcpy(data, proto.tensor_content().data(), bytes);
