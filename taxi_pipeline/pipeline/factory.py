@@ -11,7 +11,6 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.components import (
     Evaluator,
     ExampleValidator,
-    Pusher,
     SchemaGen,
     StatisticsGen,
     Trainer,
@@ -30,6 +29,7 @@ from tfx.types.standard_artifacts import HyperParameters, Model, ModelBlessing
 
 from taxi_pipeline.modeling import lean_evaluation
 from taxi_pipeline.pipeline.data_gate import DataGate
+from taxi_pipeline.pipeline.pusher import atomic_pusher
 from taxi_pipeline.pipeline.evaluation_summary import EvaluationSummary, TuningSummary
 from taxi_pipeline.kubeflow.infra_validator import cluster_infra_validator
 from taxi_pipeline.pipeline.servability import local_serving_check
@@ -158,7 +158,7 @@ def create_pipeline(
         infra_validator = local_serving_check(
             model, trainer.outputs["model"], example_gen.outputs["examples"]
         )
-    pusher = Pusher(
+    pusher = atomic_pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=infra_validator.outputs["blessing"] if infra_validator else None,

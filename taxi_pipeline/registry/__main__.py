@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 
 import taxi_pipeline  # noqa: F401  (Keras 2 before TensorFlow loads)
 import models
-from taxi_pipeline.runs.layout import OutputLayout, new_run_id
+from taxi_pipeline.runs.layout import OutputInUse, OutputLayout, new_run_id
 from taxi_pipeline.runs.run_log import RunLog
 from taxi_pipeline.settings import DEFAULT_OUTPUT_DIR
 
@@ -135,7 +135,8 @@ def _rollback(layout: OutputLayout, args, out) -> None:
     from taxi_pipeline.registry.rollback import rollback
 
     model = models.get(args.model)
-    new = rollback(layout.metadata_path, model, layout.serving_model_dir(model), args.version)
+    with layout.exclusive(f"registry rollback --model {args.model} --to {args.version}"):  # not during a run
+        new = rollback(layout.metadata_path, model, layout.serving_model_dir(model), args.version)
     out.write(f"{model.serving_name}: version {args.version} pushed again as version {new.version} "
               f"({new.destination}); TF Serving watching {os.path.dirname(new.destination)} now serves it\n")
 
@@ -154,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         try:
             command(layout, args, log.terminal)
             return
-        except RegistryError as e:
+        except (RegistryError, OutputInUse) as e:
             error = e
     print(f"error: {error}", file=sys.stderr)
     sys.exit(1)

@@ -21,6 +21,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from taxi_pipeline.pipeline.definition import ModelDefinition
 from taxi_pipeline.runs import results
+from taxi_pipeline.serving import base_path
 
 Artifact = metadata_store_pb2.Artifact
 Execution = metadata_store_pb2.Execution
@@ -240,8 +241,8 @@ def versions(metadata_path: str, model: ModelDefinition, serving_dir: Optional[s
             lineage=steps,
         ))
     if serving_dir and os.path.isdir(serving_dir):
-        on_disk = [v for v in os.listdir(serving_dir) if v.isdigit()]
-        newest = max(on_disk, key=int) if on_disk else None
+        on_disk = base_path.local_versions(serving_dir)
+        newest = str(on_disk[-1]) if on_disk else None
         for version in found:
             version.serving = version.version == newest
     return found

@@ -3,8 +3,8 @@
 TF Serving serves the newest version under a model's base path (its default
 `latest` policy), so copying an earlier version there under a new, higher
 number is what makes every server watching the path serve it again, with no
-server restart and nothing rewritten in place. The copy is made under a
-temporary name TF Serving ignores and renamed into place whole; then ML
+server restart and nothing rewritten in place. The copy is published whole,
+numbered as a push would be (`serving.base_path`); then ML
 Metadata records it as a push of its own (a `Rollback` execution from the
 source PushedModel to a new one), so `list` shows it and where it came from.
 """
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-import time
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -22,25 +20,7 @@ from ml_metadata.proto import metadata_store_pb2
 from taxi_pipeline.pipeline.definition import ModelDefinition
 from taxi_pipeline.registry import lineage
 from taxi_pipeline.registry.lineage import ModelVersion, RegistryError
-
-
-def _next_version(serving_dir: str) -> str:
-    """A version number above every folder there, like the Pusher's (the time)."""
-    taken = [int(v) for v in os.listdir(serving_dir) if v.isdigit()] if os.path.isdir(serving_dir) else []
-    return str(max([int(time.time())] + [v + 1 for v in taken]))
-
-
-def _copy_whole(source: str, serving_dir: str, version: str) -> str:
-    os.makedirs(serving_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".rollback-", dir=serving_dir)
-    target = os.path.join(serving_dir, version)
-    try:
-        copied = os.path.join(staging, version)
-        shutil.copytree(source, copied)
-        os.rename(copied, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+from taxi_pipeline.serving import base_path
 
 
 def _record(metadata_path: str, model: ModelDefinition, source: ModelVersion, version: str, destination: str) -> None:
@@ -96,8 +76,8 @@ def rollback(metadata_path: str, model: ModelDefinition, serving_dir: str, to_ve
     files = next((c for c in candidates if c and os.path.isfile(os.path.join(c, "saved_model.pb"))), None)
     if files is None:
         raise RegistryError(f"{model.serving_name} version {to_version}: its files are gone ({source.destination})")
-    version = _next_version(serving_dir)
-    destination = _copy_whole(files, serving_dir, version)
+    number, destination = base_path.publish(files, serving_dir)
+    version = str(number)
     try:
         _record(metadata_path, model, source, version, destination)
     except Exception:

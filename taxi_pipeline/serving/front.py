@@ -105,7 +105,11 @@ class NativeFront:
         thread, which outlives each front it starts (the front exits with the
         thread that started it, prctl PR_SET_PDEATHSIG)."""
         while process is not None:
-            self._read(process)
+            try:
+                self._read(process)
+            except Exception:  # never leave a front unsupervised: stop it, and restart it below
+                logging.exception("the native gRPC front's answers could not be read; restarting it")
+                process.kill()
             process.wait()
             if self._stopping:
                 return
@@ -131,7 +135,7 @@ class NativeFront:
                             process.returncode, self.port)
             try:
                 return self._spawn()
-            except RuntimeError as e:
+            except Exception as e:  # RuntimeError from _spawn, OSError if the binary went
                 why = str(e)
         else:
             why = f"it exited {len(self._deaths)} times in {RESTART_WINDOW:.0f} s (last code {process.returncode})"
@@ -178,7 +182,7 @@ class NativeFront:
     def _read(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
             fields = line.rstrip("\n").split("\t")
-            if len(fields) < 3 or fields[0] not in ("loaded", "failed"):
+            if len(fields) < 3 or fields[0] not in ("loaded", "failed") or not fields[2].isdecimal():
                 logging.info("serving_front: %s", line.rstrip())
                 continue
             kind, name, number, why = fields[0], fields[1], int(fields[2]), "\t".join(fields[3:])

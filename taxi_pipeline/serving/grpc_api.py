@@ -178,13 +178,14 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request, context):
         try:
-            versions = self._manager.model(request.model_spec.name).statuses(_version(request.model_spec))
+            model = self._manager.model(request.model_spec.name)
+            versions = model.statuses(_version(request.model_spec))
         except ServingError as e:
             return _abort(context, e)
         response = get_model_status_pb2.GetModelStatusResponse()
         for version in versions:
             status = response.model_version_status.add(version=version.number, state=version.state)
-            if version.error:
-                status.status.error_code = error_codes_pb2.INTERNAL  # the version failed to load
-                status.status.error_message = version.error
+            code, message = model.status(version)
+            status.status.error_code = error_codes_pb2.Code.Value(code)
+            status.status.error_message = message
         return response

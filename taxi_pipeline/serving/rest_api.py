@@ -145,14 +145,15 @@ def _examples_verb(manager, name, version, body, verb) -> dict:
 
 
 def _status(manager, name, version) -> dict:
+    model = manager.model(name)
     return {
         "model_version_status": [
             {
                 "version": str(v.number),
                 "state": State.Name(v.state),
-                "status": {"error_code": "INTERNAL" if v.error else "OK", "error_message": v.error},
+                "status": dict(zip(("error_code", "error_message"), model.status(v))),
             }
-            for v in manager.model(name).statuses(version)
+            for v in model.statuses(version)
         ]
     }
 

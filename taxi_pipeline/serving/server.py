@@ -53,8 +53,18 @@ class ConfigWatcher:
                      ", ".join(m.name for m in wanted.model_config_list.config))
 
     def _loop(self) -> None:
+        """Looks until stopped; whatever a look raises is logged (once) and the
+        next look goes on."""
+        failing = ""
         while not self._stop.wait(self._seconds):
-            self.check()
+            try:
+                self.check()
+                failing = ""
+            except Exception as e:
+                if str(e) != failing:
+                    logging.exception("model config %s: reading or applying it failed; the previous "
+                                      "config keeps serving", self._path)
+                failing = str(e)
 
 
 class Server:

@@ -22,7 +22,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from taxi_pipeline.serving import config
+from taxi_pipeline.serving import base_path, config
 from taxi_pipeline.serving.batching import Batcher
 
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -47,6 +47,7 @@ class Version:
     error: str = ""
     attempts: int = 0
     model: Optional[object] = None
+    fingerprint: tuple = ()  # its files when a load was tried (see _fingerprint)
     signature_defs: Dict[str, meta_graph_pb2.SignatureDef] = dataclasses.field(default_factory=dict)
 
 
@@ -55,6 +56,18 @@ def _signature_defs(path: str) -> Dict[str, meta_graph_pb2.SignatureDef]:
     with tf.io.gfile.GFile(os.path.join(path, "saved_model.pb"), "rb") as f:
         saved.ParseFromString(f.read())
     return {k: v for k, v in saved.meta_graphs[0].signature_def.items() if not k.startswith("__")}
+
+
+def _fingerprint(path: str) -> tuple:
+    """The files of a version folder, their sizes and times: a load that
+    failed is tried again when this changes."""
+    try:
+        return tuple(sorted(
+            (os.path.join(root, f), tf.io.gfile.stat(os.path.join(root, f)).length,
+             tf.io.gfile.stat(os.path.join(root, f)).mtime_nsec)
+            for root, _, files in tf.io.gfile.walk(path) for f in files))
+    except Exception:  # a file went while we looked: a change too
+        return ("unreadable",)
 
 
 def _reason(error: Exception) -> str:
@@ -105,30 +118,60 @@ class ServedModel:
         self._listener = listener
         self._versions: Dict[int, Version] = {}
         self._lock = threading.Lock()
+        self.trouble = ""  # why polling is failing, "" while it works
 
     def poll(self) -> None:
         """Loads the versions the policy asks for, newest first, then unloads
         those it no longer does once one it asks for is available (or none is
         left to ask for): a new version replaces the old one without a gap, and
-        one that fails to load leaves the old one serving."""
+        one that fails to load leaves the old one serving. A base path that
+        cannot be read changes nothing: what is loaded keeps serving."""
         try:
-            found = [int(d.strip("/")) for d in tf.io.gfile.listdir(self.base_path) if d.strip("/").isdigit()]
-        except tf.errors.NotFoundError:
-            found = []
+            found = self._complete_versions()
+        except Exception as e:  # deleted, unmounted, no permission: TF Serving keeps serving too
+            self.report(f"base path {self.base_path} cannot be read ({type(e).__name__}: {_reason(e)}); "
+                        "the loaded versions keep serving")
+            return
+        self.report("")
         with self._lock:
             wanted = config.aspired(self.policy, found)
-            # A version may fail while it is still being copied in: retry a few polls.
-            to_load = [
-                n for n in wanted
-                if n not in self._versions or self._versions[n].state == END and (
-                    not self._versions[n].error or self._versions[n].attempts < _LOAD_ATTEMPTS)
-            ]
+            to_load = [n for n in wanted if n not in self._versions or self._retry(self._versions[n])]
         for number in reversed(to_load):
             self._load(number)
         with self._lock:
             if wanted and not any(self._versions[n].state == AVAILABLE for n in wanted if n in self._versions):
                 return
         self._end(keep=wanted)
+
+    def _complete_versions(self) -> List[int]:
+        """Version folders holding a SavedModel file; raises if the base path cannot be listed."""
+        found = base_path.versions(tf.io.gfile.listdir(self.base_path))
+        return [n for n in found if any(tf.io.gfile.exists(os.path.join(self.base_path, str(n), f))
+                                        for f in ("saved_model.pb", "saved_model.pbtxt"))]
+
+    def _retry(self, version: Version) -> bool:
+        """Whether an ended version is loaded again: one that failed, a few
+        polls in a row and then again whenever its files change (a copy still
+        under way, however slow); one unloaded by policy, when it is wanted again."""
+        if version.state != END:
+            return False
+        if not version.error:
+            return True
+        return version.attempts < _LOAD_ATTEMPTS or _fingerprint(self._path(version.number)) != version.fingerprint
+
+    def report(self, trouble: str, exc_info: bool = False) -> None:
+        """Records (and logs, once) what is wrong with this model's polling;
+        "" once it is right again. The model's status shows it."""
+        if trouble == self.trouble:
+            return
+        if trouble:
+            logging.error("model %s: %s", self.name, trouble, exc_info=exc_info)
+        else:
+            logging.info("model %s: base path %s is readable again", self.name, self.base_path)
+        self.trouble = trouble
+
+    def _path(self, number: int) -> str:
+        return os.path.join(self.base_path, str(number))
 
     def unload(self) -> None:
         """Ends every version (the model left the config)."""
@@ -147,11 +190,14 @@ class ServedModel:
                 self._listener.ended(self.name, number)
 
     def _load(self, number: int) -> None:
+        path = self._path(number)
+        fingerprint = _fingerprint(path)
         with self._lock:
             previous = self._versions.get(number)
-            attempts = previous.attempts if previous is not None and previous.error else 0
-            version = self._versions[number] = Version(number, LOADING, attempts=attempts + 1)
-        path = os.path.join(self.base_path, str(number))
+            same = previous is not None and previous.error and previous.fingerprint == fingerprint
+            attempts = previous.attempts if same else 0
+            version = self._versions[number] = Version(number, LOADING, attempts=attempts + 1,
+                                                       fingerprint=fingerprint)
         try:
             model = tf.saved_model.load(path)
             version.signature_defs = _signature_defs(path)
@@ -190,6 +236,14 @@ class ServedModel:
     def available(self) -> List[int]:
         with self._lock:
             return sorted(n for n, v in self._versions.items() if v.state == AVAILABLE)
+
+    def status(self, version: Version) -> (str, str):
+        """(error code name, message) of a version's status, as GetModelStatus
+        gives it: INTERNAL for a failed load; OK otherwise, with the reason
+        polling fails (if it does) as the message of the versions still served."""
+        if version.error:
+            return "INTERNAL", version.error
+        return "OK", self.trouble if version.state == AVAILABLE else ""
 
     def statuses(self, wanted: Wanted = None) -> List[Version]:
         if isinstance(wanted, str):
@@ -277,11 +331,17 @@ class ModelManager:
                     )
 
     def _loop(self) -> None:
+        """Polls every model until stopped; whatever one poll raises is logged
+        and shown in that model's status, and the next poll goes on."""
         while not self._stop.wait(self._poll_seconds):
             with self._apply_lock:
                 models = list(self.models.values())
             for model in models:
-                model.poll()
+                try:
+                    model.poll()
+                except Exception as e:
+                    model.report(f"polling failed ({type(e).__name__}: {e}); the loaded versions keep serving",
+                                 exc_info=True)
 
     def stop(self) -> None:
         self._stop.set()
