@@ -36,6 +36,13 @@ def _flag_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=8500, help="gRPC port (default: %(default)s)")
@@ -61,6 +68,15 @@ def parser() -> argparse.ArgumentParser:
                         "itself; auto uses it when built (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--grpc_workers", type=int, default=16, help="threads answering gRPC calls")
+    p.add_argument("--grpc_max_threads", type=_positive, default=256,
+                   help="gRPC calls in progress at once; beyond, RESOURCE_EXHAUSTED (default: %(default)s)")
+    p.add_argument("--rest_api_num_threads", type=_positive, default=64,
+                   help="REST connections open at once; beyond, HTTP 503 (default: %(default)s)")
+    p.add_argument("--rest_api_timeout_in_ms", type=_positive, default=30000,
+                   help="a REST connection silent this long is closed (default: %(default)s)")
+    p.add_argument("--shutdown_grace_seconds", type=float, default=10.0,
+                   help="on SIGTERM, how long requests in progress may finish before the server exits "
+                        "(default: %(default)s)")
     p.add_argument("--log_dir", default=os.path.join(settings.DEFAULT_OUTPUT_DIR, "logs"),
                    help="where the full log of each start goes (default: %(default)s)")
     p.add_argument("--verbose", action="store_true", help="also show the full logs on the terminal")
@@ -107,13 +123,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 def _serve(args: argparse.Namespace, models: config.ModelServerConfig) -> None:
     # TensorFlow loads only now, its start-up noise going to the log.
     from taxi_pipeline.serving.batching import Batcher
-    from taxi_pipeline.serving.server import ConfigWatcher, Server, native_front
+    from taxi_pipeline.serving.server import ConfigWatcher, Limits, Server, native_front
 
     batcher = Batcher(args.max_batch_size, args.batch_timeout_micros) if args.enable_batching else None
     front = native_front(args.native_front)
     server = Server(models, args.host, args.port, args.rest_api_port if args.rest_api_port else -1,
                     args.file_system_poll_wait_seconds, args.grpc_workers, batcher, front,
-                    allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models)
+                    allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models,
+                    limits=Limits(args.grpc_max_threads, args.rest_api_num_threads, args.rest_api_timeout_in_ms,
+                                  args.shutdown_grace_seconds))
     try:
         server.start()
     except config.ConfigError as e:
@@ -133,9 +151,11 @@ def _serve(args: argparse.Namespace, models: config.ModelServerConfig) -> None:
         stop.wait()
     except KeyboardInterrupt:
         pass
+    logging.info("stopping: no new requests; those in progress have %.0f s to finish", args.shutdown_grace_seconds)
     if watcher:
         watcher.stop()
     server.stop()
+    logging.info("stopped")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ signature (a lone caller never waits), or when the oldest request has waited
 `batch_timeout_micros`. One thread per signature runs the batches; a request
 that arrives while nothing else of its signature is running or queued runs at
 once in its own thread, sparing it two thread hand-offs.
+
+The state is bounded: a signature's thread ends after IDLE_SECONDS without a
+request, and beyond MAX_KEYS signatures and shapes at once, a new one runs
+unbatched, however many names and shapes clients invent.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Callable, Dict, Hashable, List, Mapping
+from typing import Callable, Dict, Hashable, List, Mapping, Set
 
 import numpy as np
 
+MAX_KEYS = 256
+IDLE_SECONDS = 10.0
 Inputs = Mapping[str, np.ndarray]
 Outputs = Dict[str, np.ndarray]
 
@@ -40,7 +46,7 @@ class Batcher:
         self.timeout = batch_timeout_micros / 1e6
         self._queues: Dict[Hashable, "queue.Queue[_Request]"] = {}
         self._in_flight: Dict[Hashable, int] = {}  # queued and not yet answered
-        self._running_alone: Dict[Hashable, bool] = {}
+        self._running_alone: Set[Hashable] = set()
         self._lock = threading.Lock()
 
     def run(self, key: Hashable, call: Callable[[Inputs], Outputs], inputs: Inputs) -> Outputs:
@@ -51,21 +57,24 @@ class Batcher:
             return call(inputs)
         key = (key, shapes)
         with self._lock:
-            alone = not self._in_flight.get(key) and not self._running_alone.get(key)
+            alone = not self._in_flight.get(key) and key not in self._running_alone
             if alone:
-                self._running_alone[key] = True
+                self._running_alone.add(key)
         if alone:
             try:
                 return call(inputs)
             finally:
                 with self._lock:
-                    self._running_alone[key] = False
+                    self._running_alone.discard(key)
         with self._lock:
             pending = self._queues.get(key)
-            if pending is None:
+            if pending is None and len(self._queues) < MAX_KEYS:
                 pending = self._queues[key] = queue.Queue()
                 threading.Thread(target=self._loop, args=(key, pending, call), daemon=True, name="batcher").start()
-            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+            if pending is not None:
+                self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        if pending is None:
+            return call(inputs)  # one signature and shape too many: not batched
         pending.put(request)
         request.done.wait()
         with self._lock:
@@ -76,7 +85,14 @@ class Batcher:
 
     def _loop(self, key: Hashable, pending: "queue.Queue[_Request]", call: Callable[[Inputs], Outputs]) -> None:
         while True:
-            batch: List[_Request] = [pending.get()]
+            try:
+                batch: List[_Request] = [pending.get(timeout=IDLE_SECONDS)]
+            except queue.Empty:
+                with self._lock:  # no caller is between counting itself in and queueing
+                    if not self._in_flight[key]:
+                        del self._queues[key], self._in_flight[key]
+                        return
+                continue
             rows = batch[0].rows
             deadline = time.monotonic() + self.timeout
             while rows < self.max_batch_size:

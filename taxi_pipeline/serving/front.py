@@ -12,6 +12,7 @@ versions again; if it keeps dying, the Python server takes the port over.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -57,7 +58,7 @@ class NativeFront:
 
     def __init__(self, binary: str, host: str, port: int, max_batch_size: int, batch_timeout_micros: int,
                  max_message_bytes: int, tensorflow_library: Optional[str] = TENSORFLOW_LIBRARY,
-                 num_batch_threads: int = 1):
+                 num_batch_threads: int = 1, max_concurrent_requests: int = 256, grace_seconds: float = 10.0):
         self._socket_dir = tempfile.mkdtemp(prefix="serving-backend-")
         self.backend = f"unix:{os.path.join(self._socket_dir, 'grpc.sock')}"
         self._binary, self._host, self._port = binary, host, port
@@ -65,6 +66,8 @@ class NativeFront:
             "--backend", self.backend,
             "--max_batch_size", str(max_batch_size), "--batch_timeout_micros", str(batch_timeout_micros),
             "--max_message_bytes", str(max_message_bytes), "--num_batch_threads", str(num_batch_threads),
+            "--max_concurrent_requests", str(max_concurrent_requests),
+            "--shutdown_grace_seconds", str(int(math.ceil(grace_seconds))),
         ] + (["--tensorflow_library", tensorflow_library] if tensorflow_library else [])
         self.port: Optional[int] = None
         self.on_give_up: Optional[Callable[[], None]] = None
@@ -195,13 +198,19 @@ class NativeFront:
                 self._states[(name, number)] = "loaded" if kind == "loaded" else f"failed: {why}"
                 self._state_changed.notify_all()
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: float = 0) -> None:
+        """SIGTERM: the front stops accepting calls and lets those in progress
+        finish for up to `grace_seconds`, then exits (killed if it does not)."""
         self._stopping = True
         with self._lock:
             process = self._process
         if process is not None and process.poll() is None:
             process.terminate()
-            process.wait()
+            try:
+                process.wait(timeout=grace_seconds + 5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         self.close()
 
     def close(self) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
+import threading
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -183,6 +185,8 @@ def handler_class(manager: ModelManager):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
 
@@ -211,6 +215,12 @@ def handler_class(manager: ModelManager):
                 raise ServingError("INVALID_ARGUMENT", "JSON Parse error: nested too deeply") from None
 
         def _serve(self, method: str) -> None:
+            with self.server.request_in_progress():
+                if self.server.draining:
+                    self.close_connection = True
+                self._answer(method)
+
+        def _answer(self, method: str) -> None:
             try:
                 name, version, metadata, verb = self._route()
                 manager.model(name)  # an unknown model is NOT_FOUND before anything else
@@ -247,8 +257,73 @@ def handler_class(manager: ModelManager):
     return Handler
 
 
-def server(manager: ModelManager, host: str, port: int) -> ThreadingHTTPServer:
+class RestServer(ThreadingHTTPServer):
+    """The REST server: a thread per connection, at most `max_connections` of
+    them (the next is answered 503 and closed at once), each closed after
+    `timeout` seconds without a byte from its client; `drain` waits for the
+    requests in progress."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, max_connections: int):
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._in_progress = 0
+        self._idle = threading.Condition()
+        self.draining = False
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            _refuse_busy(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    @contextlib.contextmanager
+    def request_in_progress(self) -> Iterator[None]:
+        with self._idle:
+            self._in_progress += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_progress -= 1
+                self._idle.notify_all()
+
+    def drain(self, grace_seconds: float) -> bool:
+        """Stops accepting connections and waits up to `grace_seconds` for the
+        requests in progress; whether they all finished."""
+        self.draining = True
+        self.shutdown()
+        self.server_close()
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_progress == 0, grace_seconds)
+
+
+def _refuse_busy(connection) -> None:
+    """503, as TF Serving's HTTP server answers when it has no thread free."""
+    body = json.dumps({"error": "the server is at its limit of concurrent REST connections; retry later"}).encode()
+    try:
+        connection.settimeout(1)
+        connection.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                           b"Connection: close\r\nRetry-After: 1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    except OSError:
+        pass
+
+
+def server(manager: ModelManager, host: str, port: int, max_connections: int = 64,
+           timeout_seconds: float = 30.0) -> RestServer:
     """The REST server (not started)."""
-    httpd = ThreadingHTTPServer((host, port), handler_class(manager))
-    httpd.daemon_threads = True
-    return httpd
+    handler = handler_class(manager)
+    handler.timeout = timeout_seconds  # per read on the socket: an idle or stalled client is let go
+    return RestServer((host, port), handler, max_connections)

@@ -4,9 +4,11 @@ ModelManager, and the watcher that re-applies an edited model config file.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
+import time
 from concurrent import futures
 from typing import Mapping, Optional, Tuple, Union
 
@@ -67,6 +69,16 @@ class ConfigWatcher:
                 failing = str(e)
 
 
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one client, or many, may take of the server (TF Serving's flag names)."""
+
+    grpc_max_threads: int = 256  # gRPC calls in progress; beyond, RESOURCE_EXHAUSTED
+    rest_api_num_threads: int = 64  # REST connections open; beyond, 503
+    rest_api_timeout_in_ms: int = 30000  # a REST connection silent this long is closed
+    shutdown_grace_seconds: float = 10.0  # how long requests in progress may finish after SIGTERM
+
+
 class Server:
     """gRPC and REST servers over one ModelManager; `start` returns at once.
 
@@ -80,13 +92,15 @@ class Server:
                  port: int = 8500, rest_api_port: int = 8501, poll_seconds: float = 1.0, grpc_workers: int = 16,
                  batcher: Optional[Batcher] = None, native_front: Optional[str] = None,
                  tensorflow_library: Optional[str] = TENSORFLOW_LIBRARY,
-                 allow_labels_for_unavailable: bool = False):
+                 allow_labels_for_unavailable: bool = False, limits: Limits = Limits()):
+        self.limits = limits
         self.front: Optional[NativeFront] = None
         if native_front:
             self.front = NativeFront(
                 native_front, host, port, batcher.max_batch_size if batcher else 1,
                 int(batcher.timeout * 1e6) if batcher else 0, settings.MAX_MESSAGE_BYTES,
                 tensorflow_library, num_batch_threads=1 if batcher else os.cpu_count() or 1,
+                max_concurrent_requests=limits.grpc_max_threads, grace_seconds=limits.shutdown_grace_seconds,
             )
         if not isinstance(models, config.ModelServerConfig):
             models = config.build(models)
@@ -99,7 +113,8 @@ class Server:
             self.port = None  # the front's, once started
         else:
             self.grpc, self.port = self._grpc_server(f"{host}:{port}")
-        self.rest = rest_api.server(self.manager, host, rest_api_port) if rest_api_port >= 0 else None
+        self.rest = rest_api.server(self.manager, host, rest_api_port, limits.rest_api_num_threads,
+                                    limits.rest_api_timeout_in_ms / 1000) if rest_api_port >= 0 else None
         self.rest_api_port = self.rest.server_address[1] if self.rest else None
 
     def _grpc_server(self, address: str) -> Tuple[grpc.Server, int]:
@@ -107,7 +122,8 @@ class Server:
         options = [("grpc.max_receive_message_length", settings.MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", settings.MAX_MESSAGE_BYTES),
                    ("grpc.so_reuseport", 0)]  # a taken port is an error, not shared
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._grpc_workers), options=options)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._grpc_workers), options=options,
+                             maximum_concurrent_rpcs=self.limits.grpc_max_threads)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             grpc_api.PredictionService(self.manager, settings.MAX_MESSAGE_BYTES), server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(grpc_api.ModelService(self.manager), server)
@@ -142,15 +158,27 @@ class Server:
         if self.rest:
             threading.Thread(target=self.rest.serve_forever, name="rest", daemon=True).start()
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: Optional[float] = None) -> None:
+        """Stops accepting requests, lets those in progress finish for up to
+        `grace_seconds` (default: the limits'), then closes everything. The
+        front drains first: what it relays is answered by the Python services."""
+        grace = self.limits.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        deadline = time.monotonic() + grace
         self.manager.stop()
+        rest_drained = []
+        if self.rest:  # REST stops accepting at once and drains alongside gRPC
+            draining = threading.Thread(target=lambda: rest_drained.append(self.rest.drain(grace)), name="rest-drain")
+            draining.start()
         if self.front:
-            self.front.stop()
-        self.grpc.stop(grace=1)
-        if self._fallback:
-            self._fallback.stop(grace=1)
+            self.front.stop(grace)
+        left = max(0.0, deadline - time.monotonic())
+        stopped = [self.grpc.stop(grace=left)] + ([self._fallback.stop(grace=left)] if self._fallback else [])
+        for event in stopped:
+            event.wait()
         if self.rest:
-            self.rest.shutdown()
+            draining.join()
+            if not rest_drained[0]:
+                logging.warning("REST requests still in progress after %.0f s were cut", grace)
 
 
 def native_front(choice: str) -> Optional[str]:

@@ -48,6 +48,10 @@ Options ParseFlags(int argc, char** argv) {
       need_number(&o.batch_timeout_micros, 0);
     } else if (arg == "--max_message_bytes") {
       need_number(&o.max_message_bytes, 1);
+    } else if (arg == "--max_concurrent_requests") {
+      need_number(&o.max_concurrent_requests, 1);
+    } else if (arg == "--shutdown_grace_seconds") {
+      need_number(&o.shutdown_grace_seconds, 0);
     } else {
       fprintf(stderr, "serving_front: unknown flag %s\n", arg.c_str());
       exit(2);

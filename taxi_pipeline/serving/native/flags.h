@@ -16,6 +16,8 @@ struct Options {
   int num_batch_threads = 1;
   int batch_timeout_micros = 1000;
   int max_message_bytes = 64 << 20;
+  int max_concurrent_requests = 256;  // calls in progress; beyond, RESOURCE_EXHAUSTED
+  int shutdown_grace_seconds = 10;    // after SIGTERM, for the calls in progress
 };
 
 // The flags, or exit code 2 with a message naming the bad one.

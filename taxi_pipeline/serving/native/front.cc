@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -136,7 +137,7 @@ class Call {
     stream_.Read(&request_, &read_);
   }
   void Read(bool ok);
-  void Finished(bool) { delete this; }
+  void Finished(bool);
 
   Front* front_;
   grpc::AsyncGenericService* service_;
@@ -144,6 +145,7 @@ class Call {
   grpc::GenericServerContext context_;
   grpc::GenericServerAsyncReaderWriter stream_;
   ByteBuffer request_, response_;
+  bool admitted_ = false;  // counted in the front's calls in progress
   Event arrived_{this, &Call::Arrived}, read_{this, &Call::Read}, finished_{this, &Call::Finished};
 };
 
@@ -162,7 +164,14 @@ struct Queue {
   int expected = 0;           // callers answered and not yet heard from again
   bool timer_set = false;     // a wake-up for this key is in timers_
   bool unsplittable = false;  // its outputs do not split by row: relay alone
+  Clock::time_point used;     // last request queued or batch finished
 };
+
+// The batch keys a front keeps (a key per model, version, signature and input
+// shapes): beyond, requests of a new key run unbatched. A key idle for
+// kQueueIdle is forgotten, so the state shrinks again when clients stop.
+constexpr size_t kMaxQueues = 1024;
+constexpr auto kQueueIdle = std::chrono::seconds(10);
 
 // Threads that run batches, so that gRPC's own threads never wait on a model.
 class Workers {
@@ -224,6 +233,15 @@ class Front {
     timer_.join();
   }
 
+  // Counts a call in (false, and not counted, beyond --max_concurrent_requests);
+  // Done counts it out once answered.
+  bool Admit() {
+    if (in_flight_.fetch_add(1) < options_.max_concurrent_requests) return true;
+    in_flight_.fetch_sub(1);
+    return false;
+  }
+  void Done() { in_flight_.fetch_sub(1); }
+
   void Handle(Call* call) {
     if (call->context()->method() != kPredict) return Relay(call, [] {});
     auto* pending = new Pending{call, PredictRequest(), 0, Clock::now()};
@@ -237,8 +255,10 @@ class Front {
     pending->rows = BatchKey(pending->request, &key);
     if (pending->rows > 0 && pending->rows < options_.max_batch_size) {
       std::lock_guard<std::mutex> lock(mu_);
-      Queue& queue = queues_[key];
-      if (!queue.unsplittable) {
+      const bool known = queues_.count(key) > 0;
+      Queue& queue = known || queues_.size() < kMaxQueues ? queues_[key] : overflow_;
+      queue.used = Clock::now();
+      if (&queue != &overflow_ && !queue.unsplittable) {
         queue.waiting.push_back(pending);
         queue.waiting_rows += pending->rows;
         if (queue.expected > 0) --queue.expected;
@@ -300,8 +320,10 @@ class Front {
     if (key.empty()) return;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      --queues_[key].running;
-      queues_[key].expected += answered;
+      Queue& queue = queues_[key];
+      --queue.running;
+      queue.expected += answered;
+      queue.used = Clock::now();
     }
     Dispatch(key);
   }
@@ -310,13 +332,10 @@ class Front {
   void Timers() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopping_) {
-      if (timers_.empty()) {
-        timer_cv_.wait(lock);
-        continue;
-      }
-      const auto next = timers_.begin()->first;
+      ForgetIdleQueues();
+      const auto next = timers_.empty() ? Clock::now() + std::chrono::seconds(1) : timers_.begin()->first;
       if (Clock::now() < next) {
-        timer_cv_.wait_until(lock, next);
+        timer_cv_.wait_until(lock, std::min(next, Clock::now() + std::chrono::seconds(1)));
         continue;
       }
       std::vector<std::string> keys;
@@ -328,6 +347,18 @@ class Front {
       lock.unlock();
       for (const std::string& key : keys) Dispatch(key);
       lock.lock();
+    }
+  }
+
+  // Drops the keys nobody has used for kQueueIdle (the caller holds mu_).
+  void ForgetIdleQueues() {
+    const auto now = Clock::now();
+    if (now - last_sweep_ < std::chrono::seconds(1)) return;
+    last_sweep_ = now;
+    for (auto it = queues_.begin(); it != queues_.end();) {
+      const Queue& queue = it->second;
+      const bool idle = queue.waiting.empty() && queue.running == 0 && !queue.timer_set;
+      it = idle && now - queue.used > kQueueIdle ? queues_.erase(it) : std::next(it);
     }
   }
 
@@ -439,11 +470,14 @@ class Front {
   }
 
   Options options_;
+  std::atomic<int> in_flight_{0};
   grpc::GenericStub backend_;
   Models* models_;
   Workers workers_;
   std::mutex mu_;
   std::map<std::string, Queue> queues_;
+  Clock::time_point last_sweep_;
+  Queue overflow_;  // stands in for a new key beyond kMaxQueues: never queued on
   std::multimap<Clock::time_point, std::string> timers_;
   std::condition_variable timer_cv_;
   bool stopping_ = false;
@@ -451,8 +485,18 @@ class Front {
 };
 
 void Call::Read(bool ok) {
+  admitted_ = front_->Admit();
+  if (!admitted_) {
+    return Reply(Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "the server is at its limit of concurrent requests; retry later"));
+  }
   if (!ok) return Reply(Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
   front_->Handle(this);
+}
+
+void Call::Finished(bool) {
+  if (admitted_) front_->Done();
+  delete this;
 }
 
 }  // namespace
@@ -503,7 +547,9 @@ int main(int argc, char** argv) {
   std::thread(serving_native::Control, &models, options.tensorflow_library).detach();
   int received;
   sigwait(&signals, &received);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  // No new calls from here; those in progress (queued, running, relayed) have
+  // --shutdown_grace_seconds to be answered before they are cancelled.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(options.shutdown_grace_seconds));
   // No destructors from here: the control thread may be inside TensorFlow,
   // whose static state does not tear down cleanly.
   fflush(stdout);
