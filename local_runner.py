@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from taxi_pipeline.pipeline.data_validation import InputDataError
-from taxi_pipeline.runs import runner_flags
+from taxi_pipeline.runs import runner_flags, secrets
 from taxi_pipeline.runs.layout import OutputInUse, OutputLayout, new_run_id
 from taxi_pipeline.runs.progress import PipelineFailed, PlainDisplay, display_for
 from taxi_pipeline.runs.run_log import RunLog
@@ -116,10 +116,13 @@ def _run_models(
         display.print(summary.describe())
         if args.mlflow_tracking_uri:
             try:
-                logged = mlflow_log.log_run(args.mlflow_tracking_uri, model, layout.metadata_path, run_id, vars(args))
+                logged = mlflow_log.log_run(args.mlflow_tracking_uri, model, layout.metadata_path, run_id, vars(args),
+                                            layout.output_dir)
             except Exception as e:
-                raise runner_flags.RunnerError(f"the run finished, but logging it to MLflow failed: {e!r}") from e
-            display.print(f"  MLflow: run {logged} in experiment {model.pipeline_name} at {args.mlflow_tracking_uri}")
+                raise runner_flags.RunnerError(
+                    secrets.redact(f"the run finished, but logging it to MLflow failed: {e!r}")) from e
+            display.print(f"  MLflow: run {logged} in experiment {model.pipeline_name} "
+                          f"at {secrets.redact(args.mlflow_tracking_uri)}")
         display.print(f"  full log: {log.path}")
         summaries.append(summary)
     if os.path.isdir(layout.serving_model_root):

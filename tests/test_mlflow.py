@@ -45,3 +45,37 @@ def test_an_unreachable_tracking_server_stops_before_the_run(tmp_path, taxi_slic
     with pytest.raises(RunnerError, match="--mlflow_tracking_uri http://127.0.0.1:9: the tracking server does not answer"):
         local_runner.run(["--data", taxi_slice_dir, "--output_dir", str(tmp_path), "--mlflow_tracking_uri", "http://127.0.0.1:9"])
     assert not (tmp_path / "pipelines").exists() and not (tmp_path / "metadata.db").exists()
+
+
+def test_credentials_in_uris_reach_no_parameter_message_or_lock_file(tmp_path, monkeypatch):
+    from taxi_pipeline.runs import mlflow_log
+    from taxi_pipeline.runs.layout import OutputLayout
+
+    uri = "http://alice:s3cret-pw@127.0.0.1:9/"
+    params = mlflow_log.flag_params({"mlflow_tracking_uri": uri, "train_steps": 5, "tune": False,
+                                     "data": "https://storage.example/taxi?X-Goog-Signature=abc123&v=2"})
+    assert params == {"flag.train_steps": "5", "flag.data": "https://storage.example/taxi?X-Goog-Signature=***&v=2"}
+    with pytest.raises(RunnerError) as refused:
+        mlflow_log.check_reachable(uri)
+    assert "s3cret-pw" not in str(refused.value) and "http://***@127.0.0.1:9/" in str(refused.value)
+    monkeypatch.setattr("sys.argv", ["local_runner.py", "--mlflow_tracking_uri", uri])
+    with OutputLayout(str(tmp_path)).exclusive("run"):
+        assert "s3cret-pw" not in (tmp_path / ".lock").read_text()
+
+
+def test_a_local_tracking_store_keeps_its_artifacts_under_the_output_dir(tmp_path, monkeypatch):
+    from taxi_pipeline.runs import mlflow_log
+
+    elsewhere = tmp_path / "started_here"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    uri = f"sqlite:///{tmp_path / 'tracking.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = mlflow_log.experiment_id(client, "chicago-taxi", uri, str(tmp_path / "outputs"))
+    run = client.create_run(experiment)
+    summary = tmp_path / "summary.md"
+    summary.write_text("# summary")
+    client.log_artifact(run.info.run_id, str(summary), "tfma")
+    assert list(elsewhere.iterdir()) == [], "MLflow wrote into the directory the run started in"
+    logged = list((tmp_path / "outputs" / "mlruns" / "chicago-taxi").rglob("summary.md"))
+    assert len(logged) == 1

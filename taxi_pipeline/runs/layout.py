@@ -18,6 +18,8 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, Iterator
 
+from taxi_pipeline.runs import secrets
+
 if TYPE_CHECKING:  # only for hints: the serving code writes files here without TFMA
     from taxi_pipeline.pipeline.definition import ModelDefinition
 
@@ -60,7 +62,8 @@ class OutputLayout:
                     holder = f.read().strip() or "another run"
                 raise OutputInUse(f"{self.output_dir} is in use by {holder}; wait for it to end or use another --output_dir") from None
             os.ftruncate(fd, 0)
-            os.write(fd, json.dumps({"run": run, "pid": os.getpid(), "command": " ".join(sys.argv)}).encode())
+            command = secrets.redact(" ".join(sys.argv))
+            os.write(fd, json.dumps({"run": run, "pid": os.getpid(), "command": command}).encode())
             yield
         finally:
             os.close(fd)

@@ -18,6 +18,7 @@ import time
 from typing import Dict, List, Mapping, Optional
 
 from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.runs import secrets
 from taxi_pipeline.runs.runner_flags import RunnerError
 
 
@@ -35,7 +36,32 @@ def check_reachable(uri: str) -> None:
     try:
         _client(uri).search_experiments(max_results=1)
     except Exception as e:  # MLflow raises many types for a bad URI
-        raise RunnerError(f"--mlflow_tracking_uri {uri}: the tracking server does not answer ({type(e).__name__}: {e})".split("\n")[0]) from None
+        raise RunnerError(secrets.redact(
+            f"--mlflow_tracking_uri {uri}: the tracking server does not answer ({type(e).__name__}: {e})"
+        ).split("\n")[0]) from None
+
+
+def flag_params(flags: Mapping[str, object]) -> Dict[str, str]:
+    """The runner's flags as MLflow parameters: those set, credentials masked,
+    and not the tracking URI itself (where the run is logged, not how it ran)."""
+    return {f"flag.{k}": secrets.redact(str(v)) for k, v in flags.items()
+            if v not in (None, False) and k != "mlflow_tracking_uri"}
+
+
+def _is_local_store(uri: str) -> bool:
+    """Whether MLflow keeps this store's artifacts on this machine by default
+    (`./mlruns` of the current directory): a database or folder, not a server."""
+    return "://" not in uri or uri.split(":", 1)[0].split("+")[0] in ("sqlite", "file", "mysql", "postgresql", "mssql")
+
+
+def experiment_id(client, name: str, uri: str, output_dir: str) -> str:
+    """The experiment named `name`, created if new; with a local store, its
+    artifacts go under `<output_dir>/mlruns` rather than the current directory."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = f"file://{os.path.abspath(os.path.join(output_dir, 'mlruns', name))}" if _is_local_store(uri) else None
+    return client.create_experiment(name, artifact_location=location)
 
 
 def metric_key(name: str, slice_name: str) -> str:
@@ -52,6 +78,7 @@ def log_run(
     metadata_path: str,
     run_id: str,
     flags: Mapping[str, object],
+    output_dir: str,
 ) -> str:
     """Logs TFX run `run_id` of `model` to MLflow at `uri`; returns the MLflow
     run id. The MLflow run is marked FAILED if logging stops half-way."""
@@ -62,14 +89,13 @@ def log_run(
 
     client = _client(uri)
     name = model.pipeline_name
-    experiment = client.get_experiment_by_name(name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    experiment = experiment_id(client, name, uri, output_dir)
     (run,) = [r for r in results.pipeline_runs(metadata_path, name) if r.run_id == run_id]
-    mlflow_run = client.create_run(experiment_id, run_name=run_id, tags={"tfx.run_id": run_id, "tfx.pipeline": name})
+    mlflow_run = client.create_run(experiment, run_name=run_id, tags={"tfx.run_id": run_id, "tfx.pipeline": name})
     mlflow_id = mlflow_run.info.run_id
     try:
         settings = lineage.run_settings(metadata_path, name, run_id)
-        params = {**{f"flag.{k}": v for k, v in flags.items() if v not in (None, False)},
+        params = {**flag_params(flags),
                   "code_version": settings.code_version, "data": settings.data,
                   **{f"hp.{k}": v for k, v in settings.hyperparameters.items()}}
         now = int(time.time() * 1000)
@@ -88,7 +114,7 @@ def log_run(
             client.log_artifact(mlflow_id, os.path.join(summary.uri, "summary.md"), "tfma")
         trials = run.latest("TunerResults")
         if trials is not None:
-            _log_trials(client, experiment_id, mlflow_id, trials.uri)
+            _log_trials(client, experiment, mlflow_id, trials.uri)
         pushed = run.latest("PushedModel")
         if pushed is not None and results.is_pushed(pushed):
             _register(client, model, mlflow_id, pushed, tags.get("blessed", "false"))
