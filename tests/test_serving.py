@@ -1,7 +1,6 @@
 """The local TF Serving-API server over pushed models, queried by the gRPC client and REST."""
 
 import base64
-import os
 import json
 import shutil
 import threading
@@ -17,7 +16,6 @@ from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_
 
 import models
 from taxi_pipeline.modeling.examples import to_tf_example
-from taxi_pipeline import settings
 from taxi_pipeline.serving import config
 from taxi_pipeline.serving.client import main as client_main
 from tests.conftest import RTOL
@@ -204,21 +202,6 @@ def test_corrupt_version_leaves_the_old_one_serving(served, taxi_frame):
     assert statuses["5"]["state"] == "END" and statuses["5"]["status"]["error_message"]
     assert statuses["1"]["state"] == "AVAILABLE"
     assert len(client.score_taxi_rows(_taxi_rows(taxi_frame, 2))) == 2
-
-
-def test_kubernetes_manifests_serve_the_pushed_layout():
-    import yaml
-
-    with open(os.path.join(settings.REPO_ROOT, "deploy", "tf-serving.yaml")) as f:
-        docs = {d["kind"]: d for d in yaml.safe_load_all(f)}
-    assert set(docs) == {"PersistentVolumeClaim", "Deployment", "Service"}
-    container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"].startswith("tensorflow/serving:")
-    assert "--model_config_file=/models/models.config" in container["args"]
-    assert {p["containerPort"] for p in container["ports"]} == {8500, 8501}
-    assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/chicago_taxi"
-    assert container["volumeMounts"][0]["mountPath"] == settings.CONTAINER_MODELS_ROOT
-    assert {p["port"] for p in docs["Service"]["spec"]["ports"]} == {8500, 8501}
 
 
 def test_two_pushed_versions_served_by_policy_and_labels_through_a_reload(ner_run, tmp_path):
