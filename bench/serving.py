@@ -41,6 +41,7 @@ import tensorflow as tf  # noqa: E402
 
 import models  # noqa: E402
 from taxi_pipeline.modeling.examples import to_tf_example  # noqa: E402
+from taxi_pipeline.serving import base_path  # noqa: E402
 from taxi_pipeline.serving.front import NATIVE_FRONT  # noqa: E402
 from taxi_pipeline.serving.client import ServingClient  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
@@ -52,10 +53,10 @@ SENTENCES = ["London on Monday evening", "Angela Merkel met Kofi Annan in Züric
 
 
 def _latest(base: str) -> str:
-    versions = [d for d in os.listdir(base) if d.isdigit()] if os.path.isdir(base) else []
+    versions = base_path.local_versions(base)
     if not versions:
         sys.exit(f"no pushed model under {base}: run `python local_runner.py --pipeline all` first")
-    return os.path.join(base, max(versions, key=int))
+    return os.path.join(base, str(versions[-1]))
 
 
 def _percentiles(seconds) -> tuple:
