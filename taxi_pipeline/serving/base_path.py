@@ -25,7 +25,6 @@ from typing import Iterable, Iterator, List, Tuple
 
 _VERSION = re.compile(r"[0-9]+")
 _STAGING_PREFIX = ".incoming-"
-LOCK_NAME = ".publish.lock"
 
 
 def is_version(name: str) -> bool:
@@ -46,8 +45,9 @@ def local_versions(base: str) -> List[int]:
 
 @contextlib.contextmanager
 def _locked(base: str) -> Iterator[None]:
-    """Holds `<base>/.publish.lock` (released by the kernel however the holder ends)."""
-    fd = os.open(os.path.join(base, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    """Holds a lock on the base path folder itself, so nothing but versions
+    is left in it (released by the kernel however the holder ends)."""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
