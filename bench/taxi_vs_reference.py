@@ -4,8 +4,8 @@ Runs, in one session and on the same data, `local_runner.py --pipeline taxi`
 and `tfx/examples/chicago_taxi_pipeline/taxi_pipeline_native_keras.py` (each in
 its own process, cold), then scores both trained models on the same eval split
 with the same metric code. Prints wall times, their ratio, peak memory, AUC and
-binary accuracy. Target: ours <= 0.33x the reference's wall time (#17; it
-was 0.5x), with AUC and accuracy >= the reference's.
+binary accuracy. Target: ours <= 0.33x the reference's wall time, with AUC and accuracy >=
+the reference's.
 
     .venv/bin/python bench/taxi_vs_reference.py [--work_dir DIR]
 """

@@ -3,7 +3,7 @@
 TFMA's own AUC, BinaryAccuracy, Precision, Recall, Calibration and
 ExampleCount each run a combiner that converts every example of every slice
 through `metric_util.to_label_prediction_example_weight`: on the taxi eval
-split that is 75% of the Evaluator's time (about 90 µs per example and slice).
+split that is most of the Evaluator's time.
 `BinaryClassification` computes the same six metrics, under the same names and
 to the same values, with one combiner that only appends each example's label
 and score to arrays. At the end the AUC's calibration histogram is built from

@@ -50,8 +50,8 @@ UNKNOWN, INT, FLOAT, STRING = ColumnType.UNKNOWN, ColumnType.INT, ColumnType.FLO
 _BLOCK_BYTES = 8 << 20
 # Blocks per output file: about 125,000 taxi rows.
 _BLOCKS_PER_SHARD = 2
-# gzip level of the output TFRecords: level 1 writes 2.5× faster than the
-# default (6) for about 30% larger files, and reading them is no slower.
+# gzip level of the output TFRecords: level 1 writes several times faster
+# than the default (6) for somewhat larger files, and reading them is no slower.
 _COMPRESSION_LEVEL = 1
 
 

@@ -94,12 +94,11 @@ def create_pipeline(
         disable_statistics=True,
         # One trace of preprocessing_fn into a TF1 graph instead of TF2's
         # repeated tf.function tracing: the same transform graph and model
-        # (identical losses and metrics, both models), the step about 9 s
-        # (27%) faster on the shipped data (bench/README.md).
+        # (identical losses and metrics, both models), in less time.
         force_tf_compat_v1=True,
         # The analyzer cache only serves a later Transform that is given it as
         # `analyzer_cache` (incremental analysis over rolling spans); no run
-        # here reads it, and writing it took about 3 of the taxi step's 19 s.
+        # here reads it, and writing it is a good part of the step's time.
         disable_analyzer_cache=True,
     )
     transform.add_upstream_node(data_gate)

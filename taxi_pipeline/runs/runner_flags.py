@@ -109,9 +109,8 @@ def parse(
 
 # Local input at least this big runs on Beam's multi-processing DirectRunner, a
 # worker per core (the TFX penguin example's default); below it the workers'
-# start-up (10-15 s per Beam step) costs more than the second core saves.
-# Measured in bench/README.md: 1.5M taxi rows (192 MB) 732 s in memory, 576 s
-# in two workers; 150,000 rows (19 MB) 154 s in memory, 207 s in two workers.
+# start-up (seconds per Beam step) costs more than the second core saves
+# (`bench/scale.py` at 10× and 100× shows where the two cross).
 MULTI_PROCESSING_FROM_BYTES = 100 << 20
 MULTI_PROCESSING_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
 

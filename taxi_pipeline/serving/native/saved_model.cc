@@ -182,8 +182,8 @@ std::unique_ptr<SavedModel> SavedModel::Load(const TensorFlow& tf, const std::st
   // Each op runs on one thread (intra-op threads 1): splitting these small ops
   // costs more than it saves. Independent ops of a graph run side by side on two
   // inter-op threads: the taxi model's example decoding and the NER tokenizer
-  // are many small independent ops, and on the caller's thread alone (inter-op
-  // -1) a batch-1 call took 0.3-1.2 ms longer than in-process (bench/serving.py).
+  // are many small independent ops, which on the caller's thread alone (inter-op
+  // -1) made a batch-1 call measurably slower than in-process (bench/serving.py).
   // ConfigProto{intra_op_parallelism_threads: 1, inter_op_parallelism_threads: 2}:
   static const char kConfig[] = {0x10, 0x01, 0x28, 0x02};
   api.TF_SetConfig(options, kConfig, sizeof(kConfig), status.status);
