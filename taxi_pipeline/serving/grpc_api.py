@@ -186,6 +186,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         for version in versions:
             status = response.model_version_status.add(version=version.number, state=version.state)
             code, message = model.status(version)
-            status.status.error_code = error_codes_pb2.Code.Value(code)
-            status.status.error_message = message
+            if code != "OK" or message:  # an OK status without a message stays empty, as TF Serving's
+                status.status.error_code = error_codes_pb2.Code.Value(code)
+                status.status.error_message = message
         return response

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import queue
 import re
+import socket
 import threading
+import time
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -268,20 +271,30 @@ class RestServer(ThreadingHTTPServer):
     def __init__(self, address, handler, max_connections: int):
         super().__init__(address, handler)
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._refusals: "queue.Queue" = queue.Queue(maxsize=64)
+        threading.Thread(target=self._refuse, name="rest-refusals", daemon=True).start()
         self._in_progress = 0
         self._idle = threading.Condition()
         self.draining = False
 
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):
-            _refuse_busy(request)
-            self.shutdown_request(request)
+            try:  # one thread answers every refusal, so refusing costs no thread per client
+                self._refusals.put_nowait(request)
+            except queue.Full:
+                self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
             self._slots.release()
             raise
+
+    def _refuse(self) -> None:
+        while True:
+            connection = self._refusals.get()
+            _refuse_busy(connection)
+            self.shutdown_request(connection)
 
     def process_request_thread(self, request, client_address):
         try:
@@ -311,12 +324,27 @@ class RestServer(ThreadingHTTPServer):
 
 
 def _refuse_busy(connection) -> None:
-    """503, as TF Serving's HTTP server answers when it has no thread free."""
+    """503, as TF Serving's HTTP server answers when it has no thread free.
+    The request is read (up to 64 KiB, for at most a second) before and after
+    the answer, so that closing does not reset the connection under a client
+    still sending, which would lose the answer."""
     body = json.dumps({"error": "the server is at its limit of concurrent REST connections; retry later"}).encode()
+    deadline = time.monotonic() + 1.0
     try:
-        connection.settimeout(1)
+        connection.settimeout(0.2)
+        try:
+            connection.recv(65536)
+        except OSError:
+            pass
         connection.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                            b"Connection: close\r\nRetry-After: 1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        connection.shutdown(socket.SHUT_WR)
+        read = 0
+        while read < 65536 and time.monotonic() < deadline:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            read += len(chunk)
     except OSError:
         pass
 
