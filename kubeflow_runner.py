@@ -21,7 +21,7 @@ import yaml
 from absl import logging as absl_logging
 
 from taxi_pipeline import settings
-from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.contract.definition import ModelDefinition
 from taxi_pipeline.runs import layout, runner_flags
 from taxi_pipeline.runs.layout import new_run_id
 from taxi_pipeline.runs.run_log import RunLog

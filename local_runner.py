@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 import taxi_pipeline  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from taxi_pipeline.pipeline.data_validation import InputDataError
 from taxi_pipeline.runs import runner_flags, secrets
-from taxi_pipeline.runs.layout import OutputInUse, OutputLayout, new_run_id
+from taxi_pipeline.runs.layout import OutputInUse, OutputLayout, disk_size, new_run_id
 from taxi_pipeline.runs.progress import PipelineFailed, PlainDisplay, display_for
 from taxi_pipeline.runs.run_log import RunLog
 from taxi_pipeline.settings import DEFAULT_OUTPUT_DIR
 
 if TYPE_CHECKING:
-    from taxi_pipeline.pipeline.definition import ModelDefinition
-    from taxi_pipeline.runs import results
+    from taxi_pipeline.contract.definition import ModelDefinition
+    from taxi_pipeline.records.summary import RunSummary
 
 
-def run(argv: Optional[Sequence[str]] = None, quiet_exit: bool = False) -> List[results.RunSummary]:
+def run(argv: Optional[Sequence[str]] = None, quiet_exit: bool = False) -> List[RunSummary]:
     """Runs the selected pipelines in turn and returns what each produced.
 
     Raises PipelineFailed naming the component that failed and the log."""
@@ -71,11 +71,12 @@ def run(argv: Optional[Sequence[str]] = None, quiet_exit: bool = False) -> List[
 def _run_models(
     selected: List[ModelDefinition], data: Dict[str, str], layout: OutputLayout, run_id: str,
     beam_args: List[str], args: argparse.Namespace, log: RunLog, display: PlainDisplay,
-) -> List[results.RunSummary]:
+) -> List[RunSummary]:
     from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
     from taxi_pipeline.pipeline.factory import create_pipeline
-    from taxi_pipeline.runs import mlflow_log, results, watched_run
+    from taxi_pipeline.records import metadata
+    from taxi_pipeline.runs import mlflow_log, watched_run
     from taxi_pipeline.serving import config as serving_config
 
     if args.mlflow_tracking_uri:
@@ -86,7 +87,7 @@ def _run_models(
         if summaries:
             run_id = new_run_id()
             log.write_to(layout.log_path(model.name, run_id))
-        data_bytes = results.disk_size(data[model.name])
+        data_bytes = disk_size(data[model.name])
         model_beam_args = runner_flags.local_beam_args(beam_args, data_bytes)
         if model_beam_args != beam_args:
             display.print(
@@ -105,7 +106,7 @@ def _run_models(
             tuning=runner_flags.tuning(args),
             tune_trials=args.tune_trials,
         )
-        if args.reuse_tuning and not results.recorded_artifacts(layout.metadata_path, model.pipeline_name, "HyperParameters"):
+        if args.reuse_tuning and not metadata.recorded_artifacts(layout.metadata_path, model.pipeline_name, "HyperParameters"):
             raise runner_flags.RunnerError(
                 f"--reuse_tuning: no tuning result of {model.pipeline_name} in {layout.metadata_path}; "
                 "run with --tune first"

@@ -73,7 +73,7 @@ def _stage_seconds(metadata_path: str, pipeline_name: str, example_gen: str):
 
 def _run(pipeline: str, factor: int, train_steps: int, beam_args) -> dict:
     import models
-    from taxi_pipeline.runs import results
+    from taxi_pipeline.records.summary import summarize
 
     example_gen, metric_names = PIPELINES[pipeline]
     pipeline_name = models.get(pipeline).pipeline_name
@@ -90,7 +90,7 @@ def _run(pipeline: str, factor: int, train_steps: int, beam_args) -> dict:
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     metadata = os.path.join(output, "metadata.db")
-    summary = results.summarize(metadata, pipeline_name, [*metric_names, "example_count"])
+    summary = summarize(metadata, pipeline_name, [*metric_names, "example_count"])
     stages = _stage_seconds(metadata, pipeline_name, example_gen)
     shutil.rmtree(work)  # the N× data and outputs: gigabytes at 100×
     return {"rows": rows, "wall": wall, "rss_gb": max(peak, before) / 2**20, "stages": stages, "metrics": summary.metrics}

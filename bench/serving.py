@@ -41,9 +41,10 @@ import tensorflow as tf  # noqa: E402
 
 import models  # noqa: E402
 from taxi_pipeline.modeling.examples import to_tf_example  # noqa: E402
-from taxi_pipeline.serving import base_path  # noqa: E402
+from taxi_pipeline.contract import base_path  # noqa: E402
 from taxi_pipeline.serving.front import NATIVE_FRONT  # noqa: E402
 from taxi_pipeline.serving.client import ServingClient  # noqa: E402
+from models.ner import client as ner_client  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
 
 LOAD = os.path.join(os.path.dirname(NATIVE_FRONT), "serving_load")
@@ -155,7 +156,7 @@ def _measure_server(args, flags, examples) -> dict:
                 time.sleep(0.5)
         result = {
             "grpc_1": _time_calls(lambda: client.predict("chicago_taxi", {"examples": examples[:1]}), args.calls),
-            "grpc_ner": _time_calls(lambda: client.tag_text(SENTENCES[:1]), args.calls),
+            "grpc_ner": _time_calls(lambda: ner_client.tag_text(client, SENTENCES[:1]), args.calls),
         }
         clients = [ServingClient(f"127.0.0.1:{port}", timeout=30) for _ in range(16)]
         local_idx = threading.local()

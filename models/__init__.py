@@ -1,27 +1,10 @@
 """Models served by the shared pipeline: one sub-package per model.
 
 Adding a model means adding a folder here whose `__init__.py` defines `SPEC`
-(a `taxi_pipeline.pipeline.definition.ModelDefinition`); the runners discover it by name.
+(a `taxi_pipeline.contract.definition.ModelDefinition`); the runners and the
+machinery find it by name (`taxi_pipeline.contract.catalog`).
 """
 
-import importlib
-import os
-import pkgutil
-from typing import List
+from taxi_pipeline.contract.catalog import available, get
 
-from taxi_pipeline.pipeline.definition import ModelDefinition
-
-
-def available() -> List[str]:
-    """Names of the models under this package, sorted."""
-    here = os.path.dirname(__file__)
-    return sorted(m.name for m in pkgutil.iter_modules([here]) if m.ispkg)
-
-
-def get(name: str) -> ModelDefinition:
-    """The ModelDefinition of `models/<name>/`; ValueError names the known models."""
-    if name not in available():
-        raise ValueError(
-            f"unknown model {name!r}; known models: {', '.join(available())}"
-        )
-    return importlib.import_module(f"{__name__}.{name}").SPEC
+__all__ = ["available", "get"]

@@ -1,12 +1,16 @@
 """The shared machinery every model under `models/` runs through.
 
-    settings.py   pipeline-wide defaults (one place)
+In layers, each importing only from those below it (docs/layout.md):
+
+    registry/, explore/   the model registry; what the notebooks show
     pipeline/     the TFX pipeline factory and its custom components
-    modeling/     what models build on: tf.Example contract, signatures, TFMA thresholds
-    runs/         runner flags, output layout, run results from ML Metadata
     kubeflow/     Kubeflow-only pieces: cluster InfraValidator, local task runner
     serving/      the TF Serving-API model server, its C++ front and the gRPC client
-    explore/      what the notebooks import to show TFDV and TFMA results
+    runs/         what a local run does around the pipeline: flags, layout, progress, logs
+    modeling/     what models build on: tf.Example contract, signatures, TFMA thresholds
+    records/      readers of what pipelines recorded (ML Metadata, TFMA)
+    contract/     the model contract, the model catalog, TF Serving's base-path layout
+    settings.py   pipeline-wide defaults (one place)
 
 TFX 1.16 and TFMA 0.47 are written against Keras 2, while TensorFlow 2.16's
 `tf.keras` is Keras 3. `tf_keras` is selected here, before anything imports

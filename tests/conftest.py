@@ -76,11 +76,11 @@ def run_local_runner(output_dir: str, *args: str, check: bool = True) -> CliRun:
 
 
 def _summary(output_dir: str, name: str):
-    from taxi_pipeline.runs import results
+    from taxi_pipeline.records.summary import summarize
     from taxi_pipeline.runs.layout import OutputLayout
 
     model = models.get(name)
-    return results.summarize(OutputLayout(output_dir).metadata_path, model.pipeline_name, model.headline_metrics)
+    return summarize(OutputLayout(output_dir).metadata_path, model.pipeline_name, model.headline_metrics)
 
 
 _TAXI_ARGS = ("--train_steps", "150", "--eval_steps", "5")

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from taxi_pipeline.modeling.examples import DTYPES, parse_examples
-from taxi_pipeline.pipeline.definition import FLOAT, INT, STRING
+from taxi_pipeline.contract.definition import FLOAT, INT, STRING
 
 COLUMNS = {"count": INT, "price": FLOAT, "name": STRING}
 

@@ -12,7 +12,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 import local_runner
 from models.taxi import features
-from taxi_pipeline.runs import results
+from taxi_pipeline.records import metadata
 from taxi_pipeline.explore import data, outputs
 from taxi_pipeline.modeling import binary_metrics
 from taxi_pipeline.modeling.examples import to_tf_example
@@ -109,7 +109,7 @@ def _states_of_latest_run(metadata_path):
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     store = metadata_store.MetadataStore(config)
-    run_id = results.latest_run(metadata_path, "chicago-taxi")
+    run_id = metadata.latest_run(metadata_path, "chicago-taxi")
     run = store.get_context_by_type_and_name("pipeline_run", run_id)
     types = {t.id: t.name for t in store.get_execution_types()}
     return {

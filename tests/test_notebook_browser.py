@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 import tensorflow_model_analysis as tfma
 
-from taxi_pipeline.runs import results
+from taxi_pipeline.records import tfma_results
 from taxi_pipeline.settings import DEFAULT_OUTPUT_DIR, REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -149,7 +149,7 @@ def test_tfma_extension_renders_the_runs_slices(page, taxi_rerun):
     views = page.execute_script(
         "return Array.from(document.querySelectorAll('tfma-nb-slicing-metrics')).map(e => e.data)")
     assert len(views) == 3, "by trip_start_hour, by payment_type, overall"
-    expected = results.metric_values(tfma.load_eval_result(second.evaluation_uri), ["auc"])
+    expected = tfma_results.metric_values(tfma.load_eval_result(second.evaluation_uri), ["auc"])
     by_hour = {f"trip_start_hour:{key[0][1]}": values["auc"]
                for key, values in expected if [k for k, _ in key] == ["trip_start_hour"]}
     shown = {row["slice"]: row["metrics"][""][""]["auc"]["doubleValue"] for row in views[0]}

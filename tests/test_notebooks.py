@@ -12,7 +12,7 @@ import papermill
 import pytest
 import tensorflow_model_analysis as tfma
 
-from taxi_pipeline.runs import results
+from taxi_pipeline.records import tfma_results
 from taxi_pipeline.settings import REPO_ROOT
 
 NOTEBOOKS = os.path.join(REPO_ROOT, "notebooks")
@@ -66,7 +66,7 @@ def test_model_analysis_shows_tfma_views_with_the_runs_slices(taxi_analysis):
     views = [o for o in outputs_of(notebook) if WIDGET_VIEW in o.get("data", {})]
     # by trip_start_hour, by payment_type, overall with diffs, and the time series
     assert len(views) == 4
-    expected = results.metric_values(tfma.load_eval_result(second.evaluation_uri), ["auc"])
+    expected = tfma_results.metric_values(tfma.load_eval_result(second.evaluation_uri), ["auc"])
     by_hour = {f"trip_start_hour:{key[0][1]}": values["auc"]
                for key, values in expected if [k for k, _ in key] == ["trip_start_hour"]}
     shown = {}
@@ -101,7 +101,7 @@ def test_model_analysis_for_ner_slices_by_sentence_length(ner_run, tmp_path):
     output_dir, summary = ner_run
     notebook = execute("model_analysis.ipynb", tmp_path, OUTPUT_DIR=output_dir, MODEL="ner")
     assert_no_errors(notebook)
-    expected = results.metric_values(tfma.load_eval_result(summary.evaluation_uri), ["entity_f1"])
+    expected = tfma_results.metric_values(tfma.load_eval_result(summary.evaluation_uri), ["entity_f1"])
     buckets = {f"length_bucket:{key[0][1]}": v["entity_f1"] for key, v in expected if key}
     shown = {
         row["slice"]: row["metrics"][""][""]["entity_f1"]["doubleValue"]

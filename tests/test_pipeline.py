@@ -100,7 +100,7 @@ def test_code_version_follows_the_model_sources(tmp_path):
 def test_code_version_follows_the_shared_modeling_code(tmp_path, monkeypatch):
     import shutil
 
-    from taxi_pipeline.pipeline import definition
+    from taxi_pipeline.contract import definition
 
     model = models.get("taxi")
     shared = tmp_path / "modeling"

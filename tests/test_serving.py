@@ -17,6 +17,8 @@ from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_
 import models
 from taxi_pipeline.modeling.examples import to_tf_example
 from taxi_pipeline.serving import config
+from models.ner import client as ner_client
+from models.taxi import client as taxi_client
 from taxi_pipeline.serving.client import main as client_main
 from tests.conftest import RTOL
 
@@ -38,7 +40,7 @@ def _taxi_rows(taxi_frame, n=20):
 def test_grpc_taxi_scores_match_the_saved_model(served, taxi_frame):
     _, client, _, pushed = served
     rows = _taxi_rows(taxi_frame)
-    served_scores = client.score_taxi_rows(rows)
+    served_scores = taxi_client.score_rows(client, rows)
     columns = models.get("taxi").raw_columns
     serialized = tf.constant([to_tf_example(r, columns).SerializeToString() for r in rows])
     local = tf.saved_model.load(pushed["chicago_taxi"]).signatures["serving_default"](examples=serialized)
@@ -53,7 +55,7 @@ def test_grpc_and_rest_ner_tags_match_the_saved_model(served):
         [(t.decode(), g.decode()) for t, g in zip(tokens, tags) if t]
         for tokens, tags in zip(local["tokens"].numpy(), local["tags"].numpy())
     ]
-    tagged = client.tag_text(sentences)
+    tagged = ner_client.tag_text(client, sentences)
     assert [t.pairs() for t in tagged] == expected
     assert tagged[0].entities()[0][0] == "London", "entities carry the sentence's own text"
     status, body = _rest(server, "/v1/models/ner:predict", {"instances": sentences})
@@ -85,7 +87,7 @@ def test_rest_predict_b64_examples_and_columnar(served, taxi_frame):
     assert status == 200
     status, columnar = _rest(server, "/v1/models/chicago_taxi/versions/1:predict", {"inputs": {"examples": b64}})
     assert status == 200
-    expected = client.score_taxi_rows(rows)
+    expected = taxi_client.score_rows(client, rows)
     np.testing.assert_allclose(np.array(row_format["predictions"]).reshape(-1), expected, rtol=RTOL)
     np.testing.assert_allclose(np.array(columnar["outputs"]).reshape(-1), expected, rtol=RTOL)
 
@@ -93,7 +95,7 @@ def test_rest_predict_b64_examples_and_columnar(served, taxi_frame):
 def test_classify_and_regress(served, taxi_frame):
     server, client, _, _ = served
     rows = _taxi_rows(taxi_frame, 3)
-    expected = client.score_taxi_rows(rows)
+    expected = taxi_client.score_rows(client, rows)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
     columns = models.get("taxi").raw_columns
     request = classification_pb2.ClassificationRequest()
@@ -201,7 +203,7 @@ def test_corrupt_version_leaves_the_old_one_serving(served, taxi_frame):
     statuses = {s["version"]: s for s in client.status("chicago_taxi")}
     assert statuses["5"]["state"] == "END" and statuses["5"]["status"]["error_message"]
     assert statuses["1"]["state"] == "AVAILABLE"
-    assert len(client.score_taxi_rows(_taxi_rows(taxi_frame, 2))) == 2
+    assert len(taxi_client.score_rows(client, _taxi_rows(taxi_frame, 2))) == 2
 
 
 def test_two_pushed_versions_served_by_policy_and_labels_through_a_reload(ner_run, tmp_path):

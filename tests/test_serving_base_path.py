@@ -29,7 +29,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from taxi_pipeline.serving import base_path, config
+from taxi_pipeline.contract import base_path
+from taxi_pipeline.serving import config
 from taxi_pipeline.serving.server import Server
 from tests.conftest import native_front
 

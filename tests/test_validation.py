@@ -3,7 +3,7 @@
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
-from taxi_pipeline.pipeline.definition import FLOAT, INT, STRING
+from taxi_pipeline.contract.definition import FLOAT, INT, STRING
 from taxi_pipeline.pipeline.data_validation import (
     InputDataError,
     anomaly_descriptions,

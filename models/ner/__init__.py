@@ -8,7 +8,7 @@ from models.ner.example_gen import ner_example_gen
 from models.ner.model import Hyperparameters
 from models.ner.readers import check_path
 from taxi_pipeline.settings import REPO_ROOT
-from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.contract.definition import ModelDefinition
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -23,6 +23,7 @@ SPEC = ModelDefinition(
     preprocessing_fn="models.ner.preprocessing.preprocessing_fn",
     run_fn="models.ner.model.run_fn",
     tuner_fn="models.ner.model.tuner_fn",
+    client="models.ner.client",
     eval_config=evaluation.eval_config,
     headline_metrics=["entity_f1", "entity_precision", "entity_recall", "token_accuracy", "example_count"],
     train_steps=1500,

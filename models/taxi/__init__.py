@@ -6,7 +6,7 @@ import os
 from models.taxi import evaluation, features
 from models.taxi.model import Hyperparameters
 from taxi_pipeline.settings import REPO_ROOT
-from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.contract.definition import ModelDefinition
 from taxi_pipeline.pipeline.csv_example_gen import CsvExampleGen
 from taxi_pipeline.pipeline.data_validation import check_csv_dir
 
@@ -23,6 +23,7 @@ SPEC = ModelDefinition(
     preprocessing_fn="models.taxi.preprocessing.preprocessing_fn",
     run_fn="models.taxi.model.run_fn",
     tuner_fn="models.taxi.model.tuner_fn",
+    client="models.taxi.client",
     eval_config=evaluation.eval_config,
     headline_metrics=["auc", "binary_accuracy", "precision", "recall", "example_count"],
     train_steps=500,

@@ -6,7 +6,7 @@ eval config and the data contract checked before training.
 
 from typing import Dict, List
 
-from taxi_pipeline.pipeline.definition import FLOAT, INT, STRING
+from taxi_pipeline.contract.definition import FLOAT, INT, STRING
 
 # Every column of the raw CSV and the type the pipeline requires it to have:
 # the types CsvExampleGen infers from the data, and those of TFX's own

@@ -13,8 +13,8 @@ import pandas as pd
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.view import view_types
 
-from taxi_pipeline.pipeline.definition import ModelDefinition
-from taxi_pipeline.runs import results
+from taxi_pipeline.contract.definition import ModelDefinition
+from taxi_pipeline.records import tfma_results
 from taxi_pipeline.explore.outputs import Evaluation
 
 _DIFF = "_diff"
@@ -61,10 +61,10 @@ def slice_table(
     every slice, the overall one first.
     """
     rows = {}
-    for key, values in results.metric_values(result, names):
+    for key, values in tfma_results.metric_values(result, names):
         if column is not None and [k for k, _ in key] != [column]:
             continue
-        label = key[0][1] if column is not None else results.slice_label(key)
+        label = key[0][1] if column is not None else tfma_results.slice_label(key)
         rows[label] = {n: v for n, v in values.items() if not n.endswith(_DIFF)}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = column or "slice"
@@ -80,9 +80,9 @@ def comparison_table(evaluation: Evaluation, names: Sequence[str]) -> Optional[p
     _, baseline_name = _model_names(result)
     if baseline_name is None:
         return None
-    candidate = dict(results.metric_values(result, names))[()]
+    candidate = dict(tfma_results.metric_values(result, names))[()]
     baseline_result = tfma.load_eval_result(evaluation.uri, model_name=baseline_name)
-    baseline = dict(results.metric_values(baseline_result, names))[()]
+    baseline = dict(tfma_results.metric_values(baseline_result, names))[()]
     table = pd.DataFrame(
         {
             f"candidate ({evaluation.run_id})": candidate,
@@ -126,7 +126,7 @@ def thresholds_table(evaluation: Evaluation) -> pd.DataFrame:
         for v in validation.metric_validations_per_slice
         for f in v.failures
     }
-    values = dict(results.metric_values(result))
+    values = dict(tfma_results.metric_values(result))
     thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(
         result.config.metrics_specs, result.config
     )
@@ -146,7 +146,7 @@ def thresholds_table(evaluation: Evaluation) -> pd.DataFrame:
             rows.append(
                 {
                     "metric": key.name,
-                    "slice": results.slice_label(slice_key),
+                    "slice": tfma_results.slice_label(slice_key),
                     "rule": _rule(threshold),
                     "value": values.get(slice_key, {}).get(name),
                     "verdict": verdict,
@@ -161,7 +161,7 @@ def _single_value(key) -> object:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _spec_key(spec) -> results.SliceKey:
+def _spec_key(spec) -> tfma_results.SliceKey:
     """The slice key of a fully specified SlicingSpec (overall: ())."""
     if spec is None:
         return ()
@@ -172,7 +172,7 @@ def history_table(evaluations: Sequence[Evaluation], names: Sequence[str]) -> pd
     """One row per evaluation, oldest first: when, blessed, overall `names`."""
     rows = []
     for evaluation in evaluations:
-        overall = dict(results.metric_values(load(evaluation), names)).get((), {})
+        overall = dict(tfma_results.metric_values(load(evaluation), names)).get((), {})
         rows.append(
             {"run": evaluation.run_id, "evaluated": evaluation.created, "blessed": evaluation.blessed,
              **{n: overall.get(n) for n in names}}
@@ -189,7 +189,7 @@ def registry_table(output_dir: str, model: ModelDefinition) -> pd.DataFrame:
     """Every pushed version of `model` (`python -m taxi_pipeline.registry list`):
     when, blessing and headline metrics, data, code version, hyper-parameters,
     and which version TF Serving serves."""
-    from taxi_pipeline.registry import lineage
+    from taxi_pipeline.records import lineage
     from taxi_pipeline.runs.layout import OutputLayout
 
     layout = OutputLayout(output_dir)

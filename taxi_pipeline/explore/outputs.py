@@ -13,11 +13,11 @@ from typing import List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
-import models
-from taxi_pipeline.runs import results
+from taxi_pipeline.contract import catalog
+from taxi_pipeline.records import metadata
 from taxi_pipeline.runs.layout import OutputLayout
 from taxi_pipeline.settings import DEFAULT_OUTPUT_DIR
-from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.contract.definition import ModelDefinition
 
 
 class OutputNotFound(LookupError):
@@ -44,7 +44,7 @@ class ModelOutputs:
 
     model: ModelDefinition
     output_dir: str
-    runs: List[results.Run]
+    runs: List[metadata.Run]
 
     def latest_artifact(self, type_name: str) -> metadata_store_pb2.Artifact:
         """The newest `type_name` artifact (e.g. "ExampleStatistics") in any run."""
@@ -71,7 +71,7 @@ class ModelOutputs:
                     run_id=run.run_id,
                     created=datetime.datetime.fromtimestamp(run.created_ms / 1000),
                     uri=evaluation.uri,
-                    blessed=None if blessing is None else results.is_blessed(blessing),
+                    blessed=None if blessing is None else metadata.is_blessed(blessing),
                 )
             )
         return found
@@ -94,7 +94,7 @@ def find(output_dir: Optional[str], model_name: str) -> ModelOutputs:
     Raises OutputNotFound with the command to run when there are none.
     """
     try:
-        model = models.get(model_name)
+        model = catalog.get(model_name)
     except ValueError as e:
         raise OutputNotFound(str(e)) from None
     output_dir = os.path.abspath(output_dir or DEFAULT_OUTPUT_DIR)
@@ -104,7 +104,7 @@ def find(output_dir: Optional[str], model_name: str) -> ModelOutputs:
         raise OutputNotFound(
             f"no pipeline output in {output_dir} (no metadata.db): run `{command}` first"
         )
-    runs = results.pipeline_runs(layout.metadata_path, model.pipeline_name)
+    runs = metadata.pipeline_runs(layout.metadata_path, model.pipeline_name)
     if not runs:
         raise OutputNotFound(
             f"{layout.metadata_path} holds no run of the {model.pipeline_name} pipeline: "

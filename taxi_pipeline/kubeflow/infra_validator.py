@@ -21,7 +21,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import kube_utils
 
 from taxi_pipeline import settings
-from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.contract.definition import ModelDefinition
 
 # Kubernetes mounts the pod's namespace here for its service account.
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"

@@ -11,7 +11,7 @@ from typing import Dict, Mapping, Optional
 
 import tensorflow as tf
 
-from taxi_pipeline.pipeline.definition import FLOAT, INT, STRING
+from taxi_pipeline.contract.definition import FLOAT, INT, STRING
 
 
 def to_tf_example(

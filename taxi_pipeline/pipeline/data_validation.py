@@ -16,7 +16,7 @@ from typing import Dict, List, Mapping
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
-from taxi_pipeline.pipeline.definition import FLOAT, INT, STRING
+from taxi_pipeline.contract.definition import FLOAT, INT, STRING
 
 
 class InputDataError(ValueError):

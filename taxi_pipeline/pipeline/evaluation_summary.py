@@ -13,7 +13,7 @@ from tfx.types import artifact
 from tfx.types.standard_artifacts import ModelBlessing, ModelEvaluation, TunerResults
 
 from taxi_pipeline.modeling.tuning import read_trials
-from taxi_pipeline.runs import results
+from taxi_pipeline.records import figures, tfma_results
 
 
 class KfpMetrics(artifact.Artifact):
@@ -49,7 +49,7 @@ def EvaluationSummary(
     slice with the blessing verdict. `headline_metrics` is a JSON list."""
     names = json.loads(headline_metrics)
     blessed = model_utils.is_model_blessed(blessing)
-    overall = results.overall_metrics(evaluation.uri, names)
+    overall = tfma_results.overall_metrics(evaluation.uri, names)
     for name, value in overall.items():
         metrics.set_float_custom_property(name, value)
     lines = [
@@ -58,7 +58,7 @@ def EvaluationSummary(
         "| slice | " + " | ".join(names) + " |",
         "|---" * (len(names) + 1) + "|",
     ]
-    for slice_name, values in results.sliced_metrics(evaluation.uri, names):
+    for slice_name, values in tfma_results.sliced_metrics(evaluation.uri, names):
         cells = [f"{values[n]:.4f}" if n in values else "" for n in names]
         lines.append(f"| {slice_name} | " + " | ".join(cells) + " |")
     _write_text(summary.uri, "summary.md", "\n".join(lines) + "\n")
@@ -80,6 +80,6 @@ def TuningSummary(tuner_results: InputArtifact[TunerResults], summary: OutputArt
         "|---" * (len(names) + 2) + "|",
     ]
     for trial in trials:
-        cells = [results.value_text(trial.get(name, "")) for name in names]
-        lines.append(f"| {trial['trial_id']} | {results.value_text(trial['score'])} | " + " | ".join(cells) + " |")
+        cells = [figures.value_text(trial.get(name, "")) for name in names]
+        lines.append(f"| {trial['trial_id']} | {figures.value_text(trial['score'])} | " + " | ".join(cells) + " |")
     _write_text(summary.uri, "summary.md", "\n".join(lines) + "\n")

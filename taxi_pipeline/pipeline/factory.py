@@ -33,7 +33,7 @@ from taxi_pipeline.pipeline.pusher import atomic_pusher
 from taxi_pipeline.pipeline.evaluation_summary import EvaluationSummary, TuningSummary
 from taxi_pipeline.kubeflow.infra_validator import cluster_infra_validator
 from taxi_pipeline.pipeline.servability import local_serving_check
-from taxi_pipeline.pipeline.definition import TUNE_LATEST, TUNE_SEARCH, ModelDefinition
+from taxi_pipeline.contract.definition import TUNE_LATEST, TUNE_SEARCH, ModelDefinition
 
 
 def create_pipeline(

@@ -21,7 +21,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from taxi_pipeline.serving import base_path
+from taxi_pipeline.contract import base_path
 
 
 class Executor(tfx_pusher.Executor):

@@ -20,7 +20,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
 from taxi_pipeline import settings
-from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.contract.definition import ModelDefinition
 
 
 def _stored_examples(examples: standard_artifacts.Examples, split: str, count: int) -> np.ndarray:

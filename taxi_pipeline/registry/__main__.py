@@ -18,7 +18,8 @@ import sys
 from typing import List, Optional, Sequence
 
 import taxi_pipeline  # noqa: F401  (Keras 2 before TensorFlow loads)
-import models
+from taxi_pipeline.contract import catalog
+from taxi_pipeline.records.figures import figure, figures, value_text
 from taxi_pipeline.runs.layout import OutputInUse, OutputLayout, new_run_id
 from taxi_pipeline.runs.run_log import RunLog
 from taxi_pipeline.settings import DEFAULT_OUTPUT_DIR
@@ -29,35 +30,35 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", default=DEFAULT_OUTPUT_DIR, help="a local runner's output folder (default: %(default)s)")
     commands = p.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="every pushed version: when, metrics, data, code, hyper-parameters, which serves")
-    listing.add_argument("--model", choices=models.available(), help="one model (default: all)")
+    listing.add_argument("--model", choices=catalog.available(), help="one model (default: all)")
     listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     show = commands.add_parser("show", help="a version's lineage, from data to push")
     show.add_argument("version")
-    show.add_argument("--model", choices=models.available())
+    show.add_argument("--model", choices=catalog.available())
     diff = commands.add_parser("diff", help="two versions' metrics and hyper-parameters side by side")
     diff.add_argument("a")
     diff.add_argument("b")
-    diff.add_argument("--model", choices=models.available())
+    diff.add_argument("--model", choices=catalog.available())
     rollback = commands.add_parser("rollback", help="push a blessed version again as the newest, so TF Serving serves it")
-    rollback.add_argument("--model", required=True, choices=models.available())
+    rollback.add_argument("--model", required=True, choices=catalog.available())
     rollback.add_argument("--to", required=True, dest="version", help="the version to serve again")
     return p
 
 
 def _versions(layout: OutputLayout, names: List[str]):
-    from taxi_pipeline.registry import lineage
+    from taxi_pipeline.records import lineage
 
     return {
-        name: lineage.versions(layout.metadata_path, models.get(name), layout.serving_model_dir(models.get(name)))
+        name: lineage.versions(layout.metadata_path, catalog.get(name), layout.serving_model_dir(catalog.get(name)))
         for name in names
     }
 
 
 def _one(layout: OutputLayout, version: str, model: Optional[str]):
     """The version named, looked up in one model or, without --model, in all."""
-    from taxi_pipeline.registry import lineage
+    from taxi_pipeline.records import lineage
 
-    found = _versions(layout, [model] if model else models.available())
+    found = _versions(layout, [model] if model else catalog.available())
     matches = [(name, v) for name, vs in found.items() for v in vs if v.version == version]
     if len(matches) > 1:
         raise lineage.RegistryError(f"version {version} exists for {', '.join(n for n, _ in matches)}: give --model")
@@ -67,20 +68,19 @@ def _one(layout: OutputLayout, version: str, model: Optional[str]):
             f"{name} has no pushed version {version!r} recorded"
             + (f" (known: {', '.join(v.version for v in found[model]) or 'none'})" if model else "")
         )
-    return models.get(matches[0][0]), matches[0][1]
+    return catalog.get(matches[0][0]), matches[0][1]
 
 
 def _list(layout: OutputLayout, args, out) -> None:
-    from taxi_pipeline.runs.results import figures, value_text  # TFMA: after the capture starts
 
-    from taxi_pipeline.registry import lineage
+    from taxi_pipeline.records import lineage
 
-    for name, found in _versions(layout, [args.model] if args.model else models.available()).items():
+    for name, found in _versions(layout, [args.model] if args.model else catalog.available()).items():
         if args.json:
             for v in found:
                 out.write(json.dumps(lineage.as_mapping(v), default=str) + "\n")
             continue
-        out.write(f"{models.get(name).serving_name}: {len(found)} pushed version(s)\n")
+        out.write(f"{catalog.get(name).serving_name}: {len(found)} pushed version(s)\n")
         for v in found:
             mark = "*" if v.serving else " "
             origin = f"rollback of {v.rollback_of}" if v.rollback_of else f"run {v.run_id}"
@@ -92,9 +92,7 @@ def _list(layout: OutputLayout, args, out) -> None:
 
 
 def _show(layout: OutputLayout, args, out) -> None:
-    from taxi_pipeline.runs.results import value_text  # TFMA: after the capture starts
-
-    from taxi_pipeline.registry import lineage
+    from taxi_pipeline.runs import component_results
 
     model, v = _one(layout, args.version, args.model)
     origin = f", rollback of {v.rollback_of}" if v.rollback_of else ""
@@ -104,14 +102,15 @@ def _show(layout: OutputLayout, args, out) -> None:
     for step in v.lineage:
         where = step.artifact.uri if step.artifact is not None else ""
         verdict = ("BLESSED; " if v.blessed else "NOT blessed; ") if step.name == "evaluation" else ""
-        out.write(f"  {step.name:<11} {verdict}{lineage.describe_step(step, list(model.headline_metrics))}\n")
+        produced = (component_results.describe(step.key, step.type_name, step.artifact, list(model.headline_metrics))
+                    if step.artifact is not None else "(not recorded)")
+        out.write(f"  {step.name:<11} {verdict}{produced}\n")
         out.write(f"  {'':<11} {where}\n")
     out.write(f"  code        {v.code_version}\n")
     out.write(f"  hyper-parameters  {', '.join(f'{k}={value_text(x)}' for k, x in sorted(v.hyperparameters.items()))}\n")
 
 
 def _diff(layout: OutputLayout, args, out) -> None:
-    from taxi_pipeline.runs.results import figure, value_text  # TFMA: after the capture starts
 
     _, a = _one(layout, args.a, args.model)
     _, b = _one(layout, args.b, args.model)
@@ -134,7 +133,7 @@ def _diff(layout: OutputLayout, args, out) -> None:
 def _rollback(layout: OutputLayout, args, out) -> None:
     from taxi_pipeline.registry.rollback import rollback
 
-    model = models.get(args.model)
+    model = catalog.get(args.model)
     with layout.exclusive(f"registry rollback --model {args.model} --to {args.version}"):  # not during a run
         new = rollback(layout.metadata_path, model, layout.serving_model_dir(model), args.version)
     out.write(f"{model.serving_name}: version {args.version} pushed again as version {new.version} "
@@ -150,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     # TensorFlow's and TFMA's start-up noise goes to a log, the answer to the terminal.
     with RunLog(quiet_exit=True) as log:
         log.write_to(os.path.join(layout.output_dir, "logs", f"registry-{new_run_id()}.log"))
-        from taxi_pipeline.registry.lineage import RegistryError
+        from taxi_pipeline.records.lineage import RegistryError
 
         try:
             command(layout, args, log.terminal)

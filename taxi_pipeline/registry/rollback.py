@@ -17,10 +17,10 @@ import shutil
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from taxi_pipeline.pipeline.definition import ModelDefinition
-from taxi_pipeline.registry import lineage
-from taxi_pipeline.registry.lineage import ModelVersion, RegistryError
-from taxi_pipeline.serving import base_path
+from taxi_pipeline.contract.definition import ModelDefinition
+from taxi_pipeline.records import lineage
+from taxi_pipeline.records.lineage import ModelVersion, RegistryError
+from taxi_pipeline.contract import base_path
 
 
 def _record(metadata_path: str, model: ModelDefinition, source: ModelVersion, version: str, destination: str) -> None:

@@ -20,7 +20,8 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from taxi_pipeline.modeling import tuning
 from taxi_pipeline.modeling.training import SUMMARY_FILE
-from taxi_pipeline.runs import results
+from taxi_pipeline.records import figures, metadata, tfma_results
+from taxi_pipeline.runs.layout import disk_size
 from taxi_pipeline.runs.progress import Outcome
 
 Artifact = metadata_store_pb2.Artifact
@@ -39,7 +40,7 @@ def _count(n: float) -> str:
 
 
 def _examples(artifact: Artifact, _: Sequence[str]) -> str:
-    return f"splits {', '.join(_splits(artifact))} ({results.disk_size(artifact.uri) / 2**20:.1f} MiB)"
+    return f"splits {', '.join(_splits(artifact))} ({disk_size(artifact.uri) / 2**20:.1f} MiB)"
 
 
 def _statistics(artifact: Artifact, _: Sequence[str]) -> str:
@@ -85,23 +86,23 @@ def _training(artifact: Artifact, _: Sequence[str]) -> str:
     with open(path, encoding="utf-8") as f:
         summary = json.load(f)
     shown = {name: v for name, v in summary.items() if name == "loss" or name.startswith("val_")}
-    return f"{_count(summary['steps'])} steps, " + results.figures(shown)
+    return f"{_count(summary['steps'])} steps, " + figures.figures(shown)
 
 
 def _evaluation(artifact: Artifact, headline: Sequence[str]) -> str:
-    return results.figures(results.overall_metrics(artifact.uri, headline))
+    return figures.figures(tfma_results.overall_metrics(artifact.uri, headline))
 
 
 def _blessing(artifact: Artifact, _: Sequence[str]) -> str:
-    return "BLESSED" if results.is_blessed(artifact) else "NOT blessed"
+    return "BLESSED" if metadata.is_blessed(artifact) else "NOT blessed"
 
 
 def _servable(artifact: Artifact, _: Sequence[str]) -> str:
-    return "servable" if results.is_blessed(artifact) else "NOT servable"
+    return "servable" if metadata.is_blessed(artifact) else "NOT servable"
 
 
 def _pushed(artifact: Artifact, _: Sequence[str]) -> str:
-    if not results.is_pushed(artifact):
+    if not metadata.is_pushed(artifact):
         return "not pushed"
     destination = artifact.custom_properties["pushed_destination"].string_value
     return f"pushed version {os.path.basename(destination.rstrip('/'))} to {os.path.dirname(destination.rstrip('/'))}"
@@ -113,12 +114,12 @@ def _hyperparameters(artifact: Artifact, _: Sequence[str]) -> str:
         return ""
     with open(path, encoding="utf-8") as f:
         values = json.load(f).get("values", {})
-    return "best " + ", ".join(f"{name}={results.value_text(value)}" for name, value in sorted(values.items()))
+    return "best " + ", ".join(f"{name}={figures.value_text(value)}" for name, value in sorted(values.items()))
 
 
 def _trials(artifact: Artifact, _: Sequence[str]) -> str:
     trials = tuning.read_trials(artifact.uri)
-    return f"{len(trials)} trials, best score {results.value_text(trials[0]['score'])}" if trials else "no trial completed"
+    return f"{len(trials)} trials, best score {figures.value_text(trials[0]['score'])}" if trials else "no trial completed"
 
 
 # (output key, artifact type) → description, in the order parts are joined.
@@ -149,7 +150,7 @@ def outcome(
 ) -> Optional[Outcome]:
     """How node `node_id` ended in run `run_id` and what it produced; None
     when ML Metadata holds no execution of it in that run."""
-    store = results.read_only_store(metadata_path)
+    store = metadata.read_only_store(metadata_path)
     node = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node_id}")
     run = store.get_context_by_type_and_name("pipeline_run", run_id)
     if node is None or run is None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterator
 from taxi_pipeline.runs import secrets
 
 if TYPE_CHECKING:  # only for hints: the serving code writes files here without TFMA
-    from taxi_pipeline.pipeline.definition import ModelDefinition
+    from taxi_pipeline.contract.definition import ModelDefinition
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +83,13 @@ def write_atomically(path: str, text: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def disk_size(path: str) -> int:
+    """Bytes in a file, or in every file under a folder (0 if neither)."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
 
 
 def new_run_id() -> str:

@@ -17,7 +17,7 @@ import re
 import time
 from typing import Dict, List, Mapping, Optional
 
-from taxi_pipeline.pipeline.definition import ModelDefinition
+from taxi_pipeline.contract.definition import ModelDefinition
 from taxi_pipeline.runs import secrets
 from taxi_pipeline.runs.runner_flags import RunnerError
 
@@ -84,13 +84,13 @@ def log_run(
     run id. The MLflow run is marked FAILED if logging stops half-way."""
     from mlflow.entities import Metric, Param, RunTag
 
-    from taxi_pipeline.registry import lineage
-    from taxi_pipeline.runs import results
+    from taxi_pipeline.records import lineage
+    from taxi_pipeline.records import metadata, tfma_results
 
     client = _client(uri)
     name = model.pipeline_name
     experiment = experiment_id(client, name, uri, output_dir)
-    (run,) = [r for r in results.pipeline_runs(metadata_path, name) if r.run_id == run_id]
+    (run,) = [r for r in metadata.pipeline_runs(metadata_path, name) if r.run_id == run_id]
     mlflow_run = client.create_run(experiment, run_name=run_id, tags={"tfx.run_id": run_id, "tfx.pipeline": name})
     mlflow_id = mlflow_run.info.run_id
     try:
@@ -103,10 +103,10 @@ def log_run(
         tags: Dict[str, str] = {}
         evaluation, blessing = run.latest("ModelEvaluation"), run.latest("ModelBlessing")
         if evaluation is not None:
-            for slice_name, values in results.sliced_metrics(evaluation.uri, list(model.headline_metrics)):
+            for slice_name, values in tfma_results.sliced_metrics(evaluation.uri, list(model.headline_metrics)):
                 metrics += [Metric(metric_key(k, slice_name), v, now, 0) for k, v in values.items()]
         if blessing is not None:
-            tags["blessed"] = str(results.is_blessed(blessing)).lower()
+            tags["blessed"] = str(metadata.is_blessed(blessing)).lower()
         client.log_batch(mlflow_id, metrics=metrics, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
                          tags=[RunTag(k, v) for k, v in tags.items()])
         summary = run.latest("system.Markdown")
@@ -116,7 +116,7 @@ def log_run(
         if trials is not None:
             _log_trials(client, experiment, mlflow_id, trials.uri)
         pushed = run.latest("PushedModel")
-        if pushed is not None and results.is_pushed(pushed):
+        if pushed is not None and metadata.is_pushed(pushed):
             _register(client, model, mlflow_id, pushed, tags.get("blessed", "false"))
     except Exception:
         client.set_terminated(mlflow_id, "FAILED")

@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple, Type
 
-import models
-from taxi_pipeline.pipeline.definition import TUNE_LATEST, TUNE_SEARCH, ModelDefinition
+from taxi_pipeline.contract import catalog
+from taxi_pipeline.contract.definition import TUNE_LATEST, TUNE_SEARCH, ModelDefinition
 
 ALL = "all"
 
@@ -26,7 +26,7 @@ def parser(description: str, default_output_dir: str) -> argparse.ArgumentParser
     p.add_argument(
         "--pipeline",
         default="taxi",
-        choices=models.available() + [ALL],
+        choices=catalog.available() + [ALL],
         help="which model's pipeline to run (default: %(default)s); "
         f"`{ALL}` runs every model in turn",
     )
@@ -133,12 +133,12 @@ class RunnerError(ValueError):
 
 def selected_names(args: argparse.Namespace) -> List[str]:
     """The model names --pipeline selects (no model is imported yet)."""
-    return models.available() if args.pipeline == ALL else [args.pipeline]
+    return catalog.available() if args.pipeline == ALL else [args.pipeline]
 
 
 def selected_models(args: argparse.Namespace) -> List[ModelDefinition]:
     """The ModelDefinitions named by --pipeline (this imports TFX)."""
-    return [models.get(name) for name in selected_names(args)]
+    return [catalog.get(name) for name in selected_names(args)]
 
 
 def exit_on(errors: Tuple[Type[Exception], ...], run: Callable[[], object]) -> None:

@@ -16,8 +16,10 @@ from tfx.orchestration import pipeline as pipeline_py
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import runtime_parameter_utils
 
-from taxi_pipeline.pipeline.definition import ModelDefinition
-from taxi_pipeline.runs import beam_overhead, component_results, results
+from taxi_pipeline.contract.definition import ModelDefinition
+from taxi_pipeline.records import summary
+from taxi_pipeline.runs import beam_overhead, component_results
+from taxi_pipeline.runs.layout import disk_size
 from taxi_pipeline.runs.progress import ComponentWatcher, PipelineFailed, PlainDisplay
 
 
@@ -46,7 +48,7 @@ def error_message(error: BaseException) -> str:
 
 
 def _input_size(path: str) -> str:
-    return f"reading {results.disk_size(path) / 2**20:.1f} MiB" if os.path.exists(path) else ""
+    return f"reading {disk_size(path) / 2**20:.1f} MiB" if os.path.exists(path) else ""
 
 
 def run(
@@ -57,7 +59,7 @@ def run(
     data_path: str,
     display: PlainDisplay,
     log_path: Optional[str] = None,
-) -> results.RunSummary:
+) -> summary.RunSummary:
     """Runs `pipeline` with LocalDagRunner as run `run_id`, showing each
     component on `display`; returns the run's summary or raises PipelineFailed."""
     name = pipeline.pipeline_info.pipeline_name
@@ -81,4 +83,4 @@ def run(
         raise PipelineFailed(name, component, error_message(e), log_path) from e
     finally:
         root.removeHandler(watcher)
-    return results.summarize(metadata_path, name, model.headline_metrics)
+    return summary.summarize(metadata_path, name, model.headline_metrics)

@@ -7,5 +7,6 @@ routes, same model base-path layout (`<base_path>/<version>/`).
 
 `__main__` is the command line, `server.py` the gRPC and REST servers over
 `versions.py`'s ModelManager, `config.py` the model config files, `front.py`
-the C++ gRPC front (`native/`), `client.py` the gRPC client.
+the C++ gRPC front (`native/`), `client.py` the gRPC client (model-specific
+requests live with each model, `models/<name>/client.py`).
 """

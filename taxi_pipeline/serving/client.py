@@ -2,11 +2,11 @@
 
     python -m taxi_pipeline.serving.client taxi --csv data/taxi/data.csv --limit 5
     python -m taxi_pipeline.serving.client ner --text "London on Monday evening"
-    echo "Angela Merkel visited Paris" | python -m taxi_pipeline.serving.client ner
     python -m taxi_pipeline.serving.client metadata --model_name ner
 
-`ner` prints each sentence's token/tag pairs, then one line per entity:
-type, start and end (characters of the sentence) and its text.
+A command per model, whose own client module (`models/<name>/client.py`,
+named by its definition) builds the requests and prints the answers;
+`metadata` works for any model.
 
 Common flags: --target HOST:PORT (default localhost:8500), --model_name,
 --model_version N, --timeout SECONDS.
@@ -15,11 +15,10 @@ Common flags: --target HOST:PORT (default localhost:8500), --model_name,
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
+import importlib
 import json
 import sys
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import taxi_pipeline  # noqa: F401  (Keras 2 before TensorFlow loads)
 import grpc
@@ -34,9 +33,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-import models
-from models.ner import chunks
-from taxi_pipeline.modeling.examples import to_tf_example
+from taxi_pipeline.contract import catalog
 
 
 class ServingClient:
@@ -88,85 +85,39 @@ class ServingClient:
             "model_version_status", []
         )
 
-    def score_taxi_rows(
-        self, rows: Iterable[Mapping[str, str]], model: str = "chicago_taxi", version: Optional[int] = None
-    ) -> np.ndarray:
-        """Tip probabilities of raw CSV rows, typed by the taxi model's own columns."""
-        columns = models.get("taxi").raw_columns
-        serialized = [to_tf_example(row, columns).SerializeToString() for row in rows]
-        outputs = self.predict(model, {"examples": np.array(serialized, dtype=object)}, version=version)
-        return outputs["probabilities"].reshape(-1)
 
-    def tag_text(
-        self, sentences: Sequence[str], model: str = "ner", version: Optional[int] = None
-    ) -> List["TaggedSentence"]:
-        """Each raw sentence's tokens, tags and entities."""
-        outputs = self.predict(model, {"text": np.array(list(sentences), dtype=object)}, version=version)
-        return [
-            TaggedSentence(
-                text,
-                [(t.decode(), g.decode(), int(s), int(e)) for t, g, s, e in zip(*row) if t],
-            )
-            for text, *row in zip(sentences, outputs["tokens"], outputs["tags"], outputs["starts"], outputs["ends"])
-        ]
-
-
-@dataclasses.dataclass(frozen=True)
-class TaggedSentence:
-    """A sentence as the NER model read it: (token, tag, start, end) per token,
-    offsets in characters of `text`."""
-
-    text: str
-    tokens: List[Tuple[str, str, int, int]]
-
-    def pairs(self) -> List[Tuple[str, str]]:
-        """(token, tag) of each token."""
-        return [(token, tag) for token, tag, _, _ in self.tokens]
-
-    def entities(self) -> List[Tuple[str, str, int, int]]:
-        """(text, type, start, end) of each entity, in order; `text` is the
-        sentence's own characters, spacing included."""
-        spans = chunks.text_spans(
-            [tag for _, tag, _, _ in self.tokens],
-            [start for _, _, start, _ in self.tokens],
-            [end for _, _, _, end in self.tokens],
-        )
-        return [(self.text[start:end], kind, start, end) for start, end, kind in sorted(spans)]
-
-
-def _parser() -> argparse.ArgumentParser:
+def _parser(queries: Mapping[str, object]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--target", default="localhost:8500", help="gRPC address of the server (default: %(default)s)")
     p.add_argument("--model_version", type=int, help="ask for this version instead of the newest")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default: %(default)s)")
     sub = p.add_subparsers(dest="command", required=True)
-    taxi = sub.add_parser("taxi", help="tip probabilities of taxi CSV rows")
-    taxi.add_argument("--model_name", default="chicago_taxi")
-    taxi.add_argument("--csv", required=True, help="CSV file with the taxi columns")
-    taxi.add_argument("--limit", type=int, default=10, help="rows to score (default: %(default)s)")
-    ner = sub.add_parser("ner", help="tag sentences (--text, or lines on stdin)")
-    ner.add_argument("--model_name", default="ner")
-    ner.add_argument("--text", action="append", help="a sentence; repeat for several")
+    for name, (model, module) in queries.items():
+        command = sub.add_parser(name, help=module.HELP)
+        command.add_argument("--model_name", default=model.serving_name)
+        module.add_arguments(command)
     meta = sub.add_parser("metadata", help="a model's signatures and status")
     meta.add_argument("--model_name", required=True)
     return p
 
 
+def _queries() -> Dict[str, Tuple[object, object]]:
+    """Each model with a client module: its name → (definition, module)."""
+    found = {}
+    for name in catalog.available():
+        model = catalog.get(name)
+        if model.client:
+            found[name] = (model, importlib.import_module(model.client))
+    return found
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = _parser().parse_args(argv)
+    queries = _queries()
+    args = _parser(queries).parse_args(argv)
     client = ServingClient(args.target, args.timeout)
     try:
-        if args.command == "taxi":
-            with open(args.csv, newline="") as f:
-                rows = [row for _, row in zip(range(args.limit), csv.DictReader(f))]
-            for row, p in zip(rows, client.score_taxi_rows(rows, args.model_name, args.model_version)):
-                print(f"{p:.4f}\t{row.get('payment_type', '')}\t{row.get('fare', '')}")
-        elif args.command == "ner":
-            sentences = args.text or [line.strip() for line in sys.stdin if line.strip()]
-            for tagged in client.tag_text(sentences, args.model_name, args.model_version):
-                print(" ".join(f"{token}/{tag}" for token, tag in tagged.pairs()))
-                for text, kind, start, end in tagged.entities():
-                    print(f"  {kind}\t{start}\t{end}\t{text}")
+        if args.command in queries:
+            queries[args.command][1].query(client, args, sys.stdout)
         else:
             print(json.dumps({"status": client.status(args.model_name, args.model_version),
                               "metadata": client.metadata(args.model_name, args.model_version)}, indent=2))

@@ -22,7 +22,8 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from taxi_pipeline.serving import base_path, config
+from taxi_pipeline.contract import base_path
+from taxi_pipeline.serving import config
 from taxi_pipeline.serving.batching import Batcher
 
 State = get_model_status_pb2.ModelVersionStatus.State

@@ -54,6 +54,9 @@ class ModelDefinition:
       eval_steps: default number of evaluation steps during training.
       hyperparameters: passed to the preprocessing_fn and run_fn through
         `custom_config`, so they live in one place and are part of the cache key.
+      client: dotted path of the module that queries the served model from the
+        command line (`python -m taxi_pipeline.serving.client <name>`): it
+        defines `HELP`, `add_arguments(parser)` and `query(client, args, out)`.
     """
 
     name: str
@@ -71,6 +74,7 @@ class ModelDefinition:
     train_steps: int
     eval_steps: int
     hyperparameters: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    client: str = ""
 
     @property
     def pipeline_name(self) -> str:

@@ -19,9 +19,9 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from taxi_pipeline.pipeline.definition import ModelDefinition
-from taxi_pipeline.runs import results
-from taxi_pipeline.serving import base_path
+from taxi_pipeline.contract.definition import ModelDefinition
+from taxi_pipeline.records import metadata, tfma_results
+from taxi_pipeline.contract import base_path
 
 Artifact = metadata_store_pb2.Artifact
 Execution = metadata_store_pb2.Execution
@@ -147,7 +147,7 @@ class TrainingSettings:
 def run_settings(metadata_path: str, pipeline_name: str, run_id: str) -> TrainingSettings:
     """Hyper-parameters, code version and data of the model trained (or
     taken from the cache) in run `run_id`; empty when the run trained none."""
-    store = results.read_only_store(metadata_path)
+    store = metadata.read_only_store(metadata_path)
     graph = _Graph(store)
     run = store.get_context_by_type_and_name("pipeline_run", run_id)
     trained = [a for a in store.get_artifacts_by_context(run.id) if graph.type_name(a) == "Model"] if run else []
@@ -186,8 +186,8 @@ def _lineage(graph: _Graph, pushed: Artifact, push: Execution, headline: List[st
         Step("evaluation", evaluator, evaluation, "evaluation", "ModelEvaluation"),
         Step("push", push, pushed, "pushed_model", "PushedModel"),
     ]
-    blessed = blessing is not None and results.is_blessed(blessing)
-    metrics = results.overall_metrics(evaluation.uri, headline) if evaluation is not None else {}
+    blessed = blessing is not None and metadata.is_blessed(blessing)
+    metrics = tfma_results.overall_metrics(evaluation.uri, headline) if evaluation is not None else {}
     hyperparameters, code_version = _trainer_settings(graph, trainer)
     return steps, blessed, metrics, hyperparameters, code_version, data, model.uri if model else ""
 
@@ -203,14 +203,14 @@ def versions(metadata_path: str, model: ModelDefinition, serving_dir: Optional[s
     still in `serving_dir`, the one TF Serving's default policy serves."""
     if not os.path.exists(metadata_path):
         raise RegistryError(f"no ML Metadata at {metadata_path}: run a pipeline first (python local_runner.py)")
-    store = results.read_only_store(metadata_path)
+    store = metadata.read_only_store(metadata_path)
     graph = _Graph(store)
     pipeline = store.get_context_by_type_and_name("pipeline", model.pipeline_name)
     if pipeline is None:
         return []
     pushes = [
         a for a in store.get_artifacts_by_context(pipeline.id)
-        if graph.type_name(a) == "PushedModel" and results.is_pushed(a)
+        if graph.type_name(a) == "PushedModel" and metadata.is_pushed(a)
     ]
     found = []
     for pushed in sorted(pushes, key=lambda a: a.id):
@@ -255,15 +255,6 @@ def find(found: List[ModelVersion], version: str, model: str) -> ModelVersion:
             return candidate
     known = ", ".join(v.version for v in found) or "none"
     raise RegistryError(f"{model} has no pushed version {version!r} recorded (known: {known})")
-
-
-def describe_step(step: Step, headline: List[str]) -> str:
-    """A lineage step's artifact in one line (rows, features, training figures...)."""
-    from taxi_pipeline.runs import component_results
-
-    if step.artifact is None:
-        return "(not recorded)"
-    return component_results.describe(step.key, step.type_name, step.artifact, headline)
 
 
 def as_mapping(version: ModelVersion) -> Mapping[str, Any]:
