@@ -2,7 +2,7 @@
 serving graph carries it (and TF Serving needs nothing else to run it).
 
 It follows the conventions of the GMB corpus the model is trained on, read
-off `gmb_train.csv` (see `tests/test_ner_tokenizer.py` and
+off `gmb_train.csv` (see `tests/models/ner/test_tokenizer.py` and
 `bench/ner_tokenizer.py`): punctuation is its own token (`"`, `(`, `$`, `%`,
 `,` and `:` outside numbers, `--`); hyphens stay inside words (`U.S.-led`,
 `al-Qaida`); clitics split off (`Japan's` → `Japan` `'s`, `don't` → `do`
