@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 UV := python3 -m uv
 
-.PHONY: help setup browser native native-deps run notebook test test-fast bench clean
+.PHONY: help setup browser prometheus native native-deps run notebook test test-fast bench clean
 
 help:
 	@echo "make setup   create .venv/ from uv.lock (installs uv with pip if missing)"
@@ -36,6 +36,11 @@ browser:
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
+# Debian's Prometheus, which the metrics test starts to scrape the local server.
+prometheus:
+	@test -x /usr/bin/prometheus || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null)
+
 # The local model server's C++ gRPC front and the serving benchmark's load
 # generator, against Debian's gRPC; C++ protos come from the installed
 # tensorflow-serving-api's descriptors (taxi_pipeline/serving/native/protos.py).
@@ -65,7 +70,7 @@ $(NATIVE)/gen/.stamp: $(NATIVE_SRC)/protos.py uv.lock | setup native-deps
 TF_INCLUDE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tensorflow/include
 
 FRONT_SRC := front.cc batching.cc control.cc flags.cc saved_model.cc
-$(NATIVE)/serving_front: $(addprefix $(NATIVE_SRC)/,$(FRONT_SRC) batching.h control.h flags.h saved_model.h) $(NATIVE)/gen/.stamp
+$(NATIVE)/serving_front: $(addprefix $(NATIVE_SRC)/,$(FRONT_SRC) batching.h control.h flags.h saved_model.h tallies.h) $(NATIVE)/gen/.stamp
 	g++ $(CXXFLAGS) -idirafter $(TF_INCLUDE) -o $@ $(addprefix $(NATIVE_SRC)/,$(FRONT_SRC)) \
 	  $(addprefix $(NATIVE)/gen/,$(NATIVE_PROTOS:.proto=.pb.cc)) \
 	  $$(pkg-config --cflags --libs grpc++ protobuf) -ldl -lpthread
@@ -81,11 +86,11 @@ notebook: setup
 	TF_USE_LEGACY_KERAS=1 .venv/bin/jupyter notebook --ip=127.0.0.1 --port=8888 --no-browser \
 	  --allow-root --NotebookApp.show_banner=False --notebook-dir=notebooks
 
-test: setup browser native
+test: setup browser native prometheus
 	$(PY) -m pytest $(ARGS)
 
 # The unit tests alone (no whole-pipeline runs): a few minutes, for the edit loop.
-test-fast: setup native
+test-fast: setup native prometheus
 	$(PY) -m pytest -m "not e2e" $(ARGS)
 
 bench: setup native

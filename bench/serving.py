@@ -29,6 +29,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -43,6 +44,7 @@ import models  # noqa: E402
 from taxi_pipeline.modeling.examples import to_tf_example  # noqa: E402
 from taxi_pipeline.contract import base_path  # noqa: E402
 from taxi_pipeline.serving.front import NATIVE_FRONT  # noqa: E402
+from taxi_pipeline.serving.monitoring import Metrics  # noqa: E402
 from taxi_pipeline.serving.client import ServingClient  # noqa: E402
 from models.ner import client as ner_client  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
@@ -131,6 +133,12 @@ def _wait_for_front(server: subprocess.Popen, names) -> None:
     threading.Thread(target=server.stderr.read, daemon=True).start()  # keep its pipe drained
 
 
+def _count_one(metrics: Metrics) -> None:
+    """What the server does for each request it answers in Python, with metrics on."""
+    with metrics.request("Predict", "GRPC") as record:
+        record.model, record.version, record.signature, record.status = "chicago_taxi", "1", "serving_default", "OK"
+
+
 def _measure_server(args, flags, examples) -> dict:
     """Latencies and throughputs through `python -m taxi_pipeline.serving FLAGS`."""
     port = _free_port()
@@ -196,10 +204,17 @@ def main() -> None:
     local_ner = _time_calls(lambda: ner(text=tf.constant(SENTENCES[:1])), args.calls)
     local_throughput = 16 / np.median(local_16)
 
+    monitoring_config = os.path.join(tempfile.mkdtemp(prefix="bench-serving-"), "monitoring.config")
+    with open(monitoring_config, "w") as f:
+        f.write('prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n')
     results = {name: _measure_server(args, flags, examples) for name, flags in (
         ("README flags", ["--enable_batching"]),
+        ("README flags + metrics", ["--enable_batching", "--monitoring_config_file", monitoring_config,
+                                    "--rest_api_port", str(_free_port())]),
         ("tuned", ["--enable_batching", "--max_batch_size", "16", "--batch_timeout_micros", "5000"]),
     )}
+    metrics = Metrics()
+    counted = _time_calls(lambda: _count_one(metrics), args.calls * 10)
 
     l50, l99 = _percentiles(local_1)
     n50, n99 = _percentiles(local_ner)
@@ -210,6 +225,9 @@ def main() -> None:
         gn50, gn99 = _percentiles(r["grpc_ner"])
         print(f"{'  gRPC, ' + name:<34} {g50:6.2f} / {g99:6.2f} {gn50:6.2f} / {gn99:6.2f}")
     print(f"taxi throughput, in-process batch 16: {local_throughput:.0f} ex/s")
+    without, with_metrics = (_percentiles(results[k]["grpc_1"])[0] for k in ("README flags", "README flags + metrics"))
+    print(f"metrics: gRPC p50 {with_metrics - without:+.3f} ms with --monitoring_config_file (target <= 0.05); "
+          f"counting one request in Python {np.median(counted) * 1e6:.1f} us (the front counts its own in C++)")
     for name, r in results.items():
         g50, _ = _percentiles(r["grpc_1"])
         print(f"  {name}: 16 gRPC clients x 1 example {r['throughput']:.0f} ex/s "

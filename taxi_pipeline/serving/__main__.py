@@ -66,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--native_front", choices=("auto", "on", "off"), default="auto",
                    help="answer gRPC in the C++ front built by `make native`, which runs the models "
                         "itself; auto uses it when built (default: %(default)s)")
+    p.add_argument("--monitoring_config_file",
+                   help="TF Serving's MonitoringConfig text proto; with prometheus_config { enable: true } "
+                        "the REST port serves Prometheus metrics at its path")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--grpc_workers", type=int, default=16, help="threads answering gRPC calls")
     p.add_argument("--grpc_max_threads", type=_positive, default=256,
@@ -113,14 +116,24 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p = parser()
     args = p.parse_args(argv)
     models = models_from_flags(args, p)
+    metrics_path = None
+    if args.monitoring_config_file:
+        from taxi_pipeline.serving.monitoring import MonitoringConfigError, read_config
+
+        try:
+            metrics_path = read_config(args.monitoring_config_file)
+        except MonitoringConfigError as e:
+            p.error(str(e))
+        if metrics_path and not args.rest_api_port:
+            p.error("--monitoring_config_file: Prometheus metrics are served on the REST port; give --rest_api_port")
     with RunLog(verbose=args.verbose, quiet_exit=True) as log:
         log.write_to(os.path.join(args.log_dir, f"serving-{new_run_id()}.log"))
         _show_own_lines(log)
         logging.info("full log: %s", log.path)
-        _serve(args, models)
+        _serve(args, models, metrics_path)
 
 
-def _serve(args: argparse.Namespace, models: config.ModelServerConfig) -> None:
+def _serve(args: argparse.Namespace, models: config.ModelServerConfig, metrics_path: Optional[str]) -> None:
     # TensorFlow loads only now, its start-up noise going to the log.
     from taxi_pipeline.serving.batching import Batcher
     from taxi_pipeline.serving.server import ConfigWatcher, Limits, Server, native_front
@@ -131,7 +144,7 @@ def _serve(args: argparse.Namespace, models: config.ModelServerConfig) -> None:
                     args.file_system_poll_wait_seconds, args.grpc_workers, batcher, front,
                     allow_labels_for_unavailable=args.allow_version_labels_for_unavailable_models,
                     limits=Limits(args.grpc_max_threads, args.rest_api_num_threads, args.rest_api_timeout_in_ms,
-                                  args.shutdown_grace_seconds))
+                                  args.shutdown_grace_seconds), metrics_path=metrics_path)
     try:
         server.start()
     except config.ConfigError as e:
@@ -141,6 +154,8 @@ def _serve(args: argparse.Namespace, models: config.ModelServerConfig) -> None:
         watcher = ConfigWatcher(args.model_config_file, args.model_config_file_poll_wait_seconds,
                                 server.manager, models)
         watcher.start()
+    if metrics_path:
+        logging.info("Prometheus metrics at http://%s:%d%s", args.host, server.rest_api_port, metrics_path)
     logging.info("serving %s: gRPC on %s:%d%s, REST on %s",
                  ", ".join(m.name for m in models.model_config_list.config), args.host, server.port,
                  " (native front)" if front else "",

@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
+from taxi_pipeline.serving.monitoring import FrontTally
 from taxi_pipeline.settings import REPO_ROOT
 
 NATIVE_FRONT = os.path.join(REPO_ROOT, "build", "native", "serving_front")
@@ -37,6 +38,12 @@ MAX_RESTARTS, RESTART_WINDOW = 3, 60.0
 def _shape(shape) -> str:
     """A TensorShapeProto as the control protocol writes it: "-1,2", "" for a scalar, "?" for any rank."""
     return "?" if shape.unknown_rank else ",".join(str(d.size) for d in shape.dim)
+
+
+def _tally(line: str) -> FrontTally:
+    """A `tally` line of the front (tallies.h) as monitoring.py takes it."""
+    _, model, version, signature, api, status, count, micros, buckets = line.split("\t")
+    return model, version, signature, api, status, int(count), [int(b) for b in buckets.split(",")], float(micros)
 
 
 def control_block(name: str, number: int, path: str,
@@ -78,6 +85,14 @@ class NativeFront:
         self._announced: Dict[Tuple[str, int], str] = {}  # the versions (their blocks) to tell at start
         self._states: Dict[Tuple[str, int], str] = {}  # "loaded" or "failed: why", as the front said
         self._state_changed = threading.Condition(self._lock)
+        # The tallies of the requests the front answered (monitoring.py): those
+        # of fronts that died, and the latest the running one gave.
+        self._dead_tallies: List[FrontTally] = []
+        self._tallies: List[FrontTally] = []
+        self._tally_lines: Optional[List[str]] = None
+        self._tallies_read = threading.Event()
+        self._tally_lock = threading.Lock()
+        self._scrape_lock = threading.Lock()
 
     def start(self) -> None:
         """Starts the front and tells it every version announced so far;
@@ -96,6 +111,8 @@ class NativeFront:
                 f"{process.returncode}); its error is in the server log"
             )
         self.port = int(line[len(_LISTENING):])
+        with self._tally_lock:  # a new front counts from zero
+            self._dead_tallies, self._tallies = self._dead_tallies + self._tallies, []
         with self._lock:
             self._process = process
             self._states.clear()
@@ -182,8 +199,34 @@ class NativeFront:
             except BrokenPipeError:
                 pass  # the front is gone; stop() reports nothing more useful
 
+    def tallies(self, timeout: float = 2.0) -> List[FrontTally]:
+        """The requests the front answered itself, cumulative since the server
+        started (what fronts that died had counted included). Asks the running
+        front; if it does not answer in `timeout`, its last answer stands."""
+        with self._scrape_lock:  # one question to the front at a time
+            return self._ask_tallies(timeout)
+
+    def _ask_tallies(self, timeout: float) -> List[FrontTally]:
+        with self._tally_lock:
+            self._tally_lines, asked = [], threading.Event()
+            self._tallies_read = asked
+            with self._lock:
+                self._send("tallies\n")
+        if asked.wait(timeout):
+            with self._tally_lock:
+                self._tallies = [_tally(line) for line in self._tally_lines or []]
+        with self._tally_lock:
+            return self._dead_tallies + self._tallies
+
     def _read(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
+            if line.startswith("tally\t") or line.startswith("tallies_end"):
+                with self._tally_lock:
+                    if line.startswith("tallies_end"):
+                        self._tallies_read.set()
+                    elif self._tally_lines is not None:
+                        self._tally_lines.append(line.rstrip("\n"))
+                continue
             fields = line.rstrip("\n").split("\t")
             if len(fields) < 3 or fields[0] not in ("loaded", "failed") or not fields[2].isdecimal():
                 logging.info("serving_front: %s", line.rstrip())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import grpc
 import numpy as np
 import tensorflow as tf
@@ -17,6 +19,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from taxi_pipeline.serving.monitoring import Metrics
 from taxi_pipeline.serving.versions import ModelManager, ServingError, Wanted, class_scores, score_rows
 
 
@@ -100,19 +103,52 @@ def serialized_examples(request_input) -> np.ndarray:
     return np.array([e.SerializeToString() for e in examples], dtype=object)
 
 
+# Metadata the C++ front adds to a batch of its callers' requests it sends here
+# as one call: it counts those requests itself (monitoring.py).
+FRONT_COUNTED = "x-serving-front-counted"
+
+
+def _counted(api: str):
+    """Counts a PredictionService method's calls in the server's metrics (the
+    one place, `Metrics.request`) and answers a ServingError with its status."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def counted(self, request, context):
+            if any(key == FRONT_COUNTED for key, _ in context.invocation_metadata() or ()):
+                try:
+                    return method(self, request, context)
+                except ServingError as e:
+                    return _abort(context, e)
+            with self._metrics.request(api, "GRPC") as record:
+                record.model = request.model_spec.name
+                record.signature = request.model_spec.signature_name or (
+                    "" if api == "GetModelMetadata" else "serving_default")
+                try:
+                    response = method(self, request, context)
+                except ServingError as e:
+                    record.status = e.code
+                    return _abort(context, e)
+                record.version, record.status = str(response.model_spec.version.value), "OK"
+                return response
+
+        return counted
+
+    return wrap
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager: ModelManager, max_message_bytes: int):
+    def __init__(self, manager: ModelManager, max_message_bytes: int, metrics: Metrics):
         self._manager = manager
         self._max_bytes = max_message_bytes
+        self._metrics = metrics
 
+    @_counted("Predict")
     def Predict(self, request, context):
-        try:
-            inputs = {k: tensor_array(k, v, self._max_bytes) for k, v in request.inputs.items()}
-            signature = request.model_spec.signature_name or "serving_default"
-            version, outputs = self._manager.run(
-                request.model_spec.name, _version(request.model_spec), signature, inputs, exact_dtypes=True)
-        except ServingError as e:
-            return _abort(context, e)
+        inputs = {k: tensor_array(k, v, self._max_bytes) for k, v in request.inputs.items()}
+        signature = request.model_spec.signature_name or "serving_default"
+        version, outputs = self._manager.run(
+            request.model_spec.name, _version(request.model_spec), signature, inputs, exact_dtypes=True)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = version
@@ -133,35 +169,29 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.version.value = served
         return score_rows(outputs)
 
+    @_counted("Classify")
     def Classify(self, request, context):
         response = classification_pb2.ClassificationResponse()
-        try:
-            scores = self._examples_call(request, response)
-        except ServingError as e:
-            return _abort(context, e)
+        scores = self._examples_call(request, response)
         for row in scores:
             classification = response.result.classifications.add()
             for label, score in enumerate(class_scores(row)):
                 classification.classes.add(label=str(label), score=float(score))
         return response
 
+    @_counted("Regress")
     def Regress(self, request, context):
         response = regression_pb2.RegressionResponse()
-        try:
-            values = self._examples_call(request, response)
-        except ServingError as e:
-            return _abort(context, e)
+        values = self._examples_call(request, response)
         for row in values:
             response.result.regressions.add(value=float(row[0]))
         return response
 
+    @_counted("GetModelMetadata")
     def GetModelMetadata(self, request, context):
-        try:
-            if list(request.metadata_field) not in ([], ["signature_def"]):
-                raise ServingError("INVALID_ARGUMENT", f"unsupported metadata field(s) {list(request.metadata_field)}; only signature_def")
-            served = self._manager.model(request.model_spec.name).version(_version(request.model_spec))
-        except ServingError as e:
-            return _abort(context, e)
+        if list(request.metadata_field) not in ([], ["signature_def"]):
+            raise ServingError("INVALID_ARGUMENT", f"unsupported metadata field(s) {list(request.metadata_field)}; only signature_def")
+        served = self._manager.model(request.model_spec.name).version(_version(request.model_spec))
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = served.number

@@ -21,12 +21,14 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from taxi_pipeline import settings
+from taxi_pipeline.serving.monitoring import Metrics
 from taxi_pipeline.serving.versions import ModelManager, ServingError, State, Wanted, class_scores, score_rows
 
 _ROUTE = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?:/(?P<metadata>metadata)|:(?P<verb>predict|classify|regress))?$"
 )
+_API = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}
 # TF Serving's HTTP statuses for its error codes (http_server.cc, ToHTTPStatusCode).
 _HTTP = {"NOT_FOUND": HTTPStatus.NOT_FOUND, "INVALID_ARGUMENT": HTTPStatus.BAD_REQUEST,
          "FAILED_PRECONDITION": HTTPStatus.BAD_REQUEST, "RESOURCE_EXHAUSTED": HTTPStatus.TOO_MANY_REQUESTS}
@@ -75,7 +77,8 @@ def _example(features: Dict[str, Any]) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _predict(manager: ModelManager, name: str, version: Optional[int], body: dict) -> dict:
+def _predict(manager: ModelManager, name: str, version: Optional[int], body: dict) -> Tuple[int, dict]:
+    """(the version that answered, the response body) of a :predict request."""
     signature = body.get("signature_name", "serving_default")
     if "instances" in body:
         instances = _decode(body["instances"])
@@ -87,18 +90,19 @@ def _predict(manager: ModelManager, name: str, version: Optional[int], body: dic
         else:
             only = _only_input(manager, name, version, signature)
             inputs = {only: _array(only, instances)}
-        _, outputs = manager.run(name, version, signature, inputs)
+        served, outputs = manager.run(name, version, signature, inputs)
         if len(outputs) == 1:
-            return {"predictions": _encode(next(iter(outputs.values())))}
+            return served, {"predictions": _encode(next(iter(outputs.values())))}
         rows = len(next(iter(outputs.values())))
-        return {"predictions": [{k: _encode(v[i]) for k, v in outputs.items()} for i in range(rows)]}
+        return served, {"predictions": [{k: _encode(v[i]) for k, v in outputs.items()} for i in range(rows)]}
     if "inputs" in body:
         given = _decode(body["inputs"])
         if not isinstance(given, dict):
             given = {_only_input(manager, name, version, signature): given}
         inputs = {k: _array(k, v) for k, v in given.items()}
-        _, outputs = manager.run(name, version, signature, inputs)
-        return {"outputs": {k: _encode(v) for k, v in outputs.items()} if len(outputs) > 1 else _encode(next(iter(outputs.values())))}
+        served, outputs = manager.run(name, version, signature, inputs)
+        return served, {"outputs": {k: _encode(v) for k, v in outputs.items()} if len(outputs) > 1
+                        else _encode(next(iter(outputs.values())))}
     raise ServingError("INVALID_ARGUMENT", 'request body needs "instances" (row format) or "inputs" (columnar format)')
 
 
@@ -129,7 +133,7 @@ def _only_input(manager, name, version, signature) -> str:
     return next(iter(specs))
 
 
-def _examples_verb(manager, name, version, body, verb) -> dict:
+def _examples_verb(manager, name, version, body, verb) -> Tuple[int, dict]:
     signature = body.get("signature_name", "serving_default")
     examples = body.get("examples")
     if not isinstance(examples, list) or not examples:
@@ -137,11 +141,11 @@ def _examples_verb(manager, name, version, body, verb) -> dict:
     context = body.get("context", {})
     serialized = np.array([_example({**context, **_decode(e)}) for e in examples], dtype=object)
     key = manager.examples_input(name, version, signature)
-    _, outputs = manager.run(name, version, signature, {key: serialized})
+    served, outputs = manager.run(name, version, signature, {key: serialized})
     scores = score_rows(outputs)
     if verb == "regress":
-        return {"results": [float(row[0]) for row in scores]}
-    return {
+        return served, {"results": [float(row[0]) for row in scores]}
+    return served, {
         "results": [
             [[str(label), float(score)] for label, score in enumerate(class_scores(r))]
             for r in scores
@@ -174,8 +178,9 @@ def _metadata(manager, name, version) -> dict:
     }
 
 
-def handler_class(manager: ModelManager):
-    """A request handler class bound to `manager`."""
+def handler_class(manager: ModelManager, metrics: Metrics, metrics_path: Optional[str] = None):
+    """A request handler class bound to `manager`, counting requests in
+    `metrics` and serving them at `metrics_path` (None: not served)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -184,9 +189,11 @@ def handler_class(manager: ModelManager):
             pass
 
         def _reply(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
+            self._reply_text(status, json.dumps(payload).encode(), "application/json")
+
+        def _reply_text(self, status: int, data: bytes, content_type: str) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             if self.close_connection:
                 self.send_header("Connection", "close")
@@ -224,26 +231,39 @@ def handler_class(manager: ModelManager):
                 self._answer(method)
 
         def _answer(self, method: str) -> None:
+            if method == "GET" and metrics_path and self.path == metrics_path:
+                return self._reply_text(HTTPStatus.OK, metrics.scrape(), "text/plain; version=0.0.4; charset=utf-8")
             try:
                 name, version, metadata, verb = self._route()
-                manager.model(name)  # an unknown model is NOT_FOUND before anything else
-                if method == "GET" and not verb:
-                    payload = _metadata(manager, name, version) if metadata else _status(manager, name, version)
-                elif method == "POST" and verb:
-                    body = self._body()
-                    if not isinstance(body, dict):
-                        raise ServingError("INVALID_ARGUMENT", "request body must be a JSON object")
-                    if verb == "predict":
-                        payload = _predict(manager, name, version, body)
-                    else:
-                        payload = _examples_verb(manager, name, version, body, verb)
-                else:
-                    raise ServingError("NOT_FOUND", f"Malformed request: {method} {self.path}")
-                self._reply(HTTPStatus.OK, payload)
             except ServingError as e:
-                self._reply(_HTTP.get(e.code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": str(e)})
-            except Exception as e:  # the server stays up whatever a request does
-                self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(e).__name__}: {e}"})
+                return self._reply(_HTTP.get(e.code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": str(e)})
+            api = _API[verb] if verb else "GetModelMetadata" if metadata else "GetModelStatus"
+            with metrics.request(api, "REST") as record:
+                record.model = name
+                try:
+                    manager.model(name)  # an unknown model is NOT_FOUND before anything else
+                    if method == "GET" and not verb:
+                        payload = _metadata(manager, name, version) if metadata else _status(manager, name, version)
+                    elif method == "POST" and verb:
+                        body = self._body()
+                        if not isinstance(body, dict):
+                            raise ServingError("INVALID_ARGUMENT", "request body must be a JSON object")
+                        record.signature = str(body.get("signature_name", "serving_default"))
+                        if verb == "predict":
+                            served, payload = _predict(manager, name, version, body)
+                        else:
+                            served, payload = _examples_verb(manager, name, version, body, verb)
+                        record.version = str(served)
+                    else:
+                        raise ServingError("NOT_FOUND", f"Malformed request: {method} {self.path}")
+                    record.status = "OK"
+                    self._reply(HTTPStatus.OK, payload)
+                except ServingError as e:
+                    record.status = e.code
+                    self._reply(_HTTP.get(e.code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": str(e)})
+                except Exception as e:  # the server stays up whatever a request does
+                    record.status = "INTERNAL"
+                    self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(e).__name__}: {e}"})
 
         def do_GET(self):
             self._serve("GET")
@@ -350,8 +370,9 @@ def _refuse_busy(connection) -> None:
 
 
 def server(manager: ModelManager, host: str, port: int, max_connections: int = 64,
-           timeout_seconds: float = 30.0) -> RestServer:
+           timeout_seconds: float = 30.0, metrics: Optional[Metrics] = None,
+           metrics_path: Optional[str] = None) -> RestServer:
     """The REST server (not started)."""
-    handler = handler_class(manager)
+    handler = handler_class(manager, metrics or Metrics(enabled=False), metrics_path)
     handler.timeout = timeout_seconds  # per read on the socket: an idle or stalled client is let go
     return RestServer((host, port), handler, max_connections)

@@ -19,6 +19,7 @@ from taxi_pipeline import settings
 from taxi_pipeline.serving import config, grpc_api, rest_api
 from taxi_pipeline.serving.batching import Batcher
 from taxi_pipeline.serving.front import NATIVE_FRONT, TENSORFLOW_LIBRARY, NativeFront
+from taxi_pipeline.serving.monitoring import Metrics
 from taxi_pipeline.serving.versions import ModelManager
 
 
@@ -92,7 +93,10 @@ class Server:
                  port: int = 8500, rest_api_port: int = 8501, poll_seconds: float = 1.0, grpc_workers: int = 16,
                  batcher: Optional[Batcher] = None, native_front: Optional[str] = None,
                  tensorflow_library: Optional[str] = TENSORFLOW_LIBRARY,
-                 allow_labels_for_unavailable: bool = False, limits: Limits = Limits()):
+                 allow_labels_for_unavailable: bool = False, limits: Limits = Limits(),
+                 metrics_path: Optional[str] = None):
+        """`metrics_path`: the REST path of the Prometheus metrics (from the
+        monitoring config); None counts nothing."""
         self.limits = limits
         self.front: Optional[NativeFront] = None
         if native_front:
@@ -104,8 +108,10 @@ class Server:
             )
         if not isinstance(models, config.ModelServerConfig):
             models = config.build(models)
+        self.metrics = Metrics(enabled=metrics_path is not None,
+                               front_tallies=self.front.tallies if self.front else None)
         self.manager = ModelManager(models, poll_seconds, batcher, self.front if tensorflow_library else None,
-                                    allow_labels_for_unavailable)
+                                    allow_labels_for_unavailable, self.metrics)
         self._host, self._grpc_workers, self._fallback = host, grpc_workers, None
         if self.front:
             self.grpc, _ = self._grpc_server(self.front.backend)
@@ -114,7 +120,8 @@ class Server:
         else:
             self.grpc, self.port = self._grpc_server(f"{host}:{port}")
         self.rest = rest_api.server(self.manager, host, rest_api_port, limits.rest_api_num_threads,
-                                    limits.rest_api_timeout_in_ms / 1000) if rest_api_port >= 0 else None
+                                    limits.rest_api_timeout_in_ms / 1000, self.metrics,
+                                    metrics_path) if rest_api_port >= 0 else None
         self.rest_api_port = self.rest.server_address[1] if self.rest else None
 
     def _grpc_server(self, address: str) -> Tuple[grpc.Server, int]:
@@ -125,7 +132,7 @@ class Server:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._grpc_workers), options=options,
                              maximum_concurrent_rpcs=self.limits.grpc_max_threads)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            grpc_api.PredictionService(self.manager, settings.MAX_MESSAGE_BYTES), server)
+            grpc_api.PredictionService(self.manager, settings.MAX_MESSAGE_BYTES, self.metrics), server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(grpc_api.ModelService(self.manager), server)
         return server, server.add_insecure_port(address)
 

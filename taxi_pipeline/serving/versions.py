@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from typing import Dict, List, Mapping, Optional, Protocol, Union
 
 import numpy as np
@@ -25,6 +26,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from taxi_pipeline.contract import base_path
 from taxi_pipeline.serving import config
 from taxi_pipeline.serving.batching import Batcher
+from taxi_pipeline.serving.monitoring import Metrics
 
 State = get_model_status_pb2.ModelVersionStatus.State
 LOADING, AVAILABLE, END = State.LOADING, State.AVAILABLE, State.END
@@ -111,8 +113,10 @@ Wanted = Union[int, str, None]  # a version number, a version label, or None for
 class ServedModel:
     """One model name: its base path, version policy, labels and versions."""
 
-    def __init__(self, spec: model_server_config_pb2.ModelConfig, listener: Optional[VersionListener] = None):
+    def __init__(self, spec: model_server_config_pb2.ModelConfig, listener: Optional[VersionListener] = None,
+                 metrics: Metrics = Metrics(enabled=False)):
         self.name = spec.name
+        self._metrics = metrics
         self.base_path = spec.base_path
         self.policy = spec.model_version_policy
         self.labels: Dict[str, int] = dict(spec.version_labels)
@@ -199,14 +203,17 @@ class ServedModel:
             attempts = previous.attempts if same else 0
             version = self._versions[number] = Version(number, LOADING, attempts=attempts + 1,
                                                        fingerprint=fingerprint)
+        started = time.perf_counter()
         try:
             model = tf.saved_model.load(path)
             version.signature_defs = _signature_defs(path)
             version.model = model
         except Exception as e:  # any load failure leaves the old version serving
+            self._metrics.model_loaded(path, False, time.perf_counter() - started)
             version.state, version.error = END, f"{type(e).__name__}: {e}"
             logging.error("model %s version %d failed to load: %s", self.name, number, version.error)
             return
+        self._metrics.model_loaded(path, True, time.perf_counter() - started)
         with self._lock:
             version.state = AVAILABLE
         logging.info("model %s: version %d available", self.name, number)
@@ -267,11 +274,12 @@ class ModelManager:
     def __init__(
         self, models: model_server_config_pb2.ModelServerConfig, poll_seconds: float = 1.0,
         batcher: Optional[Batcher] = None, listener: Optional[VersionListener] = None,
-        allow_labels_for_unavailable: bool = False,
+        allow_labels_for_unavailable: bool = False, metrics: Metrics = Metrics(enabled=False),
     ):
         self._initial = models
         self.models: Dict[str, ServedModel] = {}
         self._batcher = batcher
+        self.metrics = metrics
         self._listener = listener
         self._allow_unavailable_labels = allow_labels_for_unavailable
         self._poll_seconds = poll_seconds
@@ -300,7 +308,7 @@ class ModelManager:
             if not starting:
                 self._check_labels(specs, current)
             kept = {name: m for name, m in current.items() if name in specs and m.base_path == specs[name].base_path}
-            fresh = {name: ServedModel(spec, self._listener) for name, spec in specs.items() if name not in kept}
+            fresh = {name: ServedModel(spec, self._listener, self.metrics) for name, spec in specs.items() if name not in kept}
             for name, model in kept.items():
                 model.policy = specs[name].model_version_policy
             for model in [*kept.values(), *fresh.values()]:
@@ -412,6 +420,8 @@ class ModelManager:
             arrays[key] = value
 
         def call(batch: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+            if self._batcher is not None:
+                self.metrics.batch_processed(name, signature, len(next(iter(batch.values()))))
             try:
                 outputs = function(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in batch.items()})
             except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:

@@ -42,13 +42,18 @@ std::vector<std::string> Fields(const std::string& line, char separator = '\t') 
 
 }  // namespace
 
-void Control(Models* models, const std::string& library) {
+void Control(Models* models, Tallies* tallies, const std::string& library) {
   std::unique_ptr<serving_native::TensorFlow> tf;
   std::string tf_error = "no --tensorflow_library given";
   if (!library.empty()) tf_error.clear();
   std::string line;
   while (std::getline(std::cin, line)) {
     const std::vector<std::string> f = Fields(line);
+    if (f[0] == "tallies") {
+      for (const std::string& tally : tallies->Lines()) Say(Fields(tally));
+      Say({"tallies_end"});
+      continue;
+    }
     if (f[0] == "unload" && f.size() == 3) {
       models->Unload(f[1], strtoll(f[2].c_str(), nullptr, 10));
       continue;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "saved_model.h"
+#include "tallies.h"
 #include "tensorflow_serving/apis/model.pb.h"
 
 namespace serving_native {
@@ -66,8 +67,9 @@ class Models {
 void Say(const std::vector<std::string>& fields);
 
 // Reads the Python server's control lines until stdin closes, loading each
-// announced version with TensorFlow's C API from `library`.
-void Control(Models* models, const std::string& library);
+// announced version with TensorFlow's C API from `library`, and answering
+// `tallies` with the lines of `tallies` and a closing `tallies_end`.
+void Control(Models* models, Tallies* tallies, const std::string& library);
 
 }  // namespace serving_native
 

@@ -71,6 +71,7 @@ using serving_native::Models;
 using serving_native::Options;
 using serving_native::SavedModel;
 using serving_native::Say;
+using serving_native::Tallies;
 using serving_native::BatchKey;
 using serving_native::CarriesItsElements;
 using serving_native::Merge;
@@ -81,6 +82,8 @@ using tensorflow::serving::PredictResponse;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kPredict[] = "/tensorflow.serving.PredictionService/Predict";
+// Metadata of a batch sent to Python as one call, whose callers the front counts (grpc_api.py).
+constexpr char kFrontCounted[] = "x-serving-front-counted";
 
 
 bool Parse(const ByteBuffer& buffer, google::protobuf::Message* message) {
@@ -217,10 +220,11 @@ class Workers {
 
 class Front {
  public:
-  Front(const Options& options, std::shared_ptr<grpc::Channel> backend, Models* models)
+  Front(const Options& options, std::shared_ptr<grpc::Channel> backend, Models* models, Tallies* tallies)
       : options_(options),
         backend_(std::move(backend)),
         models_(models),
+        tallies_(tallies),
         workers_(std::max<int>(options.num_batch_threads, std::thread::hardware_concurrency())),
         timer_([this] { Timers(); }) {}
 
@@ -388,6 +392,7 @@ class Front {
       if (gpr_time_cmp(p->call->context()->raw_deadline(), deadline) > 0) deadline = p->call->context()->raw_deadline();
     }
     sent->context.set_deadline(deadline);
+    sent->context.AddMetadata(kFrontCounted, "1");  // these callers are counted here, not by Python
     backend_.UnaryCall(&sent->context, kPredict, grpc::StubOptions(), &sent->request, &sent->response,
                        [this, key, sent, batch, rows](Status status) {
                          PredictResponse merged;
@@ -400,6 +405,7 @@ class Front {
                            }
                          } else {
                            for (Pending* p : batch) {
+                             Count(*p, merged.model_spec().version().value());
                              p->call->Reply(Status::OK);
                              delete p;
                            }
@@ -438,10 +444,19 @@ class Front {
       return Finished(key, static_cast<int>(batch.size()));
     }
     for (Pending* p : batch) {
+      Count(*p, version);
       p->call->Reply(Status::OK);
       delete p;
     }
     Finished(key, static_cast<int>(batch.size()));
+  }
+
+  // A request answered here (not relayed, which Python counts) in the tallies.
+  void Count(const Pending& p, int64_t version) {
+    const auto& spec = p.request.model_spec();
+    const double micros = std::chrono::duration<double, std::micro>(Clock::now() - p.arrived).count();
+    tallies_->Record(spec.name(), version, spec.signature_name().empty() ? "serving_default" : spec.signature_name(),
+                     micros);
   }
 
   void MarkUnsplittable(const std::string& key) {
@@ -473,6 +488,7 @@ class Front {
   std::atomic<int> in_flight_{0};
   grpc::GenericStub backend_;
   Models* models_;
+  Tallies* tallies_;
   Workers workers_;
   std::mutex mu_;
   std::map<std::string, Queue> queues_;
@@ -514,8 +530,9 @@ int main(int argc, char** argv) {
   channel_args.SetMaxReceiveMessageSize(options.max_message_bytes);
   channel_args.SetMaxSendMessageSize(options.max_message_bytes);
   Models models;
+  serving_native::Tallies tallies;
   Front front(options, grpc::CreateCustomChannel(options.backend, grpc::InsecureChannelCredentials(), channel_args),
-              &models);
+              &models, &tallies);
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -544,7 +561,7 @@ int main(int argc, char** argv) {
     }).detach();
   }
   Say({"serving_front listening on port " + std::to_string(port)});
-  std::thread(serving_native::Control, &models, options.tensorflow_library).detach();
+  std::thread(serving_native::Control, &models, &tallies, options.tensorflow_library).detach();
   int received;
   sigwait(&signals, &received);
   // No new calls from here; those in progress (queued, running, relayed) have
