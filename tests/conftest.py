@@ -275,3 +275,15 @@ def served(request, tmp_path_factory, taxi_run, ner_run):
     yield server, client, root, pushed
     client.close()
     server.stop()
+
+
+def save_scale_model(path: str, factor: float, shape=(None,)) -> None:
+    """A SavedModel whose `serving_default` scales input `x` (float32, `shape`)
+    by a variable `factor`: small versions to serve, told apart by their answers."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.factor = tf.Variable(factor)
+    module.scale = tf.function(lambda x: {"y": x * module.factor},
+                               input_signature=[tf.TensorSpec(shape, tf.float32, name="x")])
+    tf.saved_model.save(module, path, signatures=module.scale)

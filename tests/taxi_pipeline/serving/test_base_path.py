@@ -32,17 +32,7 @@ from tfx.utils import proto_utils
 from taxi_pipeline.contract import base_path
 from taxi_pipeline.serving import config
 from taxi_pipeline.serving.server import Server
-from tests.conftest import native_front
-
-
-class _Scale(tf.Module):
-    def __init__(self, factor: float):
-        super().__init__()
-        self.factor = tf.Variable(factor)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
-    def scale(self, x):
-        return {"y": x * self.factor}
+from tests.conftest import native_front, save_scale_model
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +40,7 @@ def saved(tmp_path_factory):
     """SavedModels scaling by 1, 2 and 3, to copy in as versions."""
     root = tmp_path_factory.mktemp("saved")
     for factor in (1, 2, 3):
-        module = _Scale(float(factor))
-        tf.saved_model.save(module, str(root / str(factor)), signatures=module.scale)
+        save_scale_model(str(root / str(factor)), float(factor), shape=(None, 2))
     return root
 
 

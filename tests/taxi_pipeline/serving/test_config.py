@@ -27,17 +27,7 @@ from tensorflow_serving.apis import (
 from taxi_pipeline.serving import config
 from taxi_pipeline.serving.__main__ import main
 from taxi_pipeline.serving.server import ConfigWatcher, Server
-from tests.conftest import native_front
-
-
-class _Scale(tf.Module):
-    def __init__(self, factor: float):
-        super().__init__()
-        self.factor = tf.constant(factor)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
-    def scale(self, x):
-        return {"y": x * self.factor}
+from tests.conftest import native_front, save_scale_model
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +36,7 @@ def bases(tmp_path_factory):
     root = tmp_path_factory.mktemp("bases")
     for name, versions in (("scale", {1: 1.0, 2: 2.0, 3: 3.0}), ("other", {1: 10.0})):
         for number, factor in versions.items():
-            module = _Scale(factor)
-            tf.saved_model.save(module, str(root / name / str(number)), signatures=module.scale)
+            save_scale_model(str(root / name / str(number)), factor)
     return root
 
 
