@@ -172,7 +172,7 @@ class ServedModel:
         if trouble:
             logging.error("model %s: %s", self.name, trouble, exc_info=exc_info)
         else:
-            logging.info("model %s: base path %s is readable again", self.name, self.base_path)
+            logging.info("model %s: polling %s works again", self.name, self.base_path)
         self.trouble = trouble
 
     def _path(self, number: int) -> str:
