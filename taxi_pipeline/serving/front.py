@@ -78,6 +78,7 @@ class NativeFront:
         ] + (["--tensorflow_library", tensorflow_library] if tensorflow_library else [])
         self.port: Optional[int] = None
         self.on_give_up: Optional[Callable[[], None]] = None
+        self.on_trouble: Optional[Callable[[], None]] = None  # the front died or could not be read
         self._process: Optional[subprocess.Popen] = None
         self._stopping = False
         self._deaths: List[float] = []
@@ -133,6 +134,8 @@ class NativeFront:
             process.wait()
             if self._stopping:
                 return
+            if self.on_trouble:
+                self.on_trouble()
             process = self._restarted(process)
 
     @property

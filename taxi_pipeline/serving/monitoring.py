@@ -14,6 +14,11 @@ Serving's metric names (its `/tensorflow/...` names with `/` written `:`):
     :tensorflow:cc:saved_model:load_latency{model_path}         microseconds
     :tensorflow:serving:batching:processed_batch_size_v2{model_name, op_name, batch_size}
 
+and, where TF Serving has no equivalent, the failures of the server's own
+background loops (each failing poll, config check or front death):
+
+    serving_background_error_count{loop, model_name}
+
 Request metrics also carry `version` and `signature_name` labels (queries
 written for TF Serving's labels still match). `Metrics.request` is the one
 place a request is counted, whichever API and path it came by; the C++ front
@@ -115,6 +120,10 @@ class Metrics:
         self._batches = Counter(":tensorflow:serving:batching:processed_batch_size_v2",
                                 "Tracks the batch size on processing by model_name and op_name (if available).",
                                 ["model_name", "op_name", "batch_size"], registry=self.registry)
+        self._background_errors = Counter("serving_background_error_count",
+                                          "Failures of the server's background loops: a poll of a model's "
+                                          "base path, a look at the model config, the C++ front dying.",
+                                          ["loop", "model_name"], registry=self.registry)
         self.front_tallies = front_tallies
 
     @contextlib.contextmanager
@@ -140,6 +149,10 @@ class Metrics:
         self._loads.labels(path, "success" if ok else "fail").inc()
         if ok:
             self._load_latency.labels(path).inc(seconds * 1e6)
+
+    def background_error(self, loop: str, model: str = "") -> None:
+        if self.enabled:
+            self._background_errors.labels(loop, model).inc()
 
     def batch_processed(self, model: str, signature: str, size: int) -> None:
         if not self.enabled:

@@ -64,6 +64,7 @@ class ConfigWatcher:
                 self.check()
                 failing = ""
             except Exception as e:
+                self._manager.metrics.background_error("config_watcher")
                 if str(e) != failing:
                     logging.exception("model config %s: reading or applying it failed; the previous "
                                       "config keeps serving", self._path)
@@ -114,6 +115,7 @@ class Server:
                                     allow_labels_for_unavailable, self.metrics)
         self._host, self._grpc_workers, self._fallback = host, grpc_workers, None
         if self.front:
+            self.front.on_trouble = lambda: self.metrics.background_error("native_front")
             self.grpc, _ = self._grpc_server(self.front.backend)
             self.front.on_give_up = self._take_over_port
             self.port = None  # the front's, once started

@@ -166,7 +166,10 @@ class ServedModel:
 
     def report(self, trouble: str, exc_info: bool = False) -> None:
         """Records (and logs, once) what is wrong with this model's polling;
-        "" once it is right again. The model's status shows it."""
+        "" once it is right again. The model's status shows it, and the
+        metrics count each failing poll."""
+        if trouble:
+            self._metrics.background_error("version_poller", self.name)
         if trouble == self.trouble:
             return
         if trouble:

@@ -11,6 +11,7 @@ import errno
 import http.client
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -181,7 +182,7 @@ def test_a_copy_slower_than_many_polls_is_served_once_complete(server, saved):
 def test_a_poller_that_raises_is_shown_in_the_status_and_goes_on(tmp_path, saved, monkeypatch):
     base = tmp_path / "toy"
     shutil.copytree(saved / "1", base / "1")
-    served = Server({"toy": str(base)}, port=0, rest_api_port=0, poll_seconds=0.1)
+    served = Server({"toy": str(base)}, port=0, rest_api_port=0, poll_seconds=0.1, metrics_path="/metrics")
     served.start()
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{served.port}")
@@ -198,6 +199,10 @@ def test_a_poller_that_raises_is_shown_in_the_status_and_goes_on(tmp_path, saved
         connection = http.client.HTTPConnection("127.0.0.1", served.rest_api_port, timeout=30)
         connection.request("GET", "/v1/models/toy")
         assert "disk on fire" in connection.getresponse().read().decode()
+        connection.request("GET", "/metrics")
+        failures = re.search(r'^serving_background_error_count\{loop="version_poller",model_name="toy"\} (\S+)$',
+                             connection.getresponse().read().decode(), re.M)
+        assert failures and float(failures.group(1)) >= 1, "each failing poll is counted in the metrics"
         monkeypatch.setattr(config, "aspired", aspired)
         base_path.publish(str(saved / "2"), str(base))
         _wait(lambda: _factor(stub) == 2.0, what="a version pushed after the poller recovered")
