@@ -79,9 +79,7 @@ def read_config(path: str) -> Optional[str]:
     try:
         with open(path, encoding="utf-8") as f:
             config = text_format.Parse(f.read(), MonitoringConfig())
-    except (OSError, UnicodeDecodeError) as e:
-        raise MonitoringConfigError(f"--monitoring_config_file {path}: {e}") from None
-    except text_format.ParseError as e:
+    except (OSError, UnicodeDecodeError, text_format.ParseError) as e:
         raise MonitoringConfigError(f"--monitoring_config_file {path}: {e}") from None
     if not config.prometheus_config.enable:
         return None
